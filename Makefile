@@ -1,0 +1,45 @@
+# Thin wrapper over CMake so that a newcomer types `make demo` and `make test`.
+#   make demo    configure, build, run `objmem demo`
+#   make test    build and run every test, then again under ASan + UBSan
+#   make bench   build the benchmarks against their peers and run them
+#   make install PREFIX=/usr/local
+JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
+PREFIX ?= /usr/local
+CMAKE  ?= cmake
+CTEST  ?= ctest
+
+.PHONY: all build demo test test-release test-asan bench install clean
+
+all: build
+
+build:
+	$(CMAKE) -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOM_WERROR=ON
+	$(CMAKE) --build build -j $(JOBS)
+
+demo: build
+	./build/objmem demo
+
+test: test-release test-asan
+
+test-release:
+	$(CMAKE) -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOM_WERROR=ON
+	$(CMAKE) --build build -j $(JOBS)
+	$(CTEST) --test-dir build --output-on-failure -j $(JOBS)
+
+test-asan:
+	$(CMAKE) -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DOM_WERROR=ON -DOM_SANITIZE=ON -DOM_DEBUG=2
+	$(CMAKE) --build build-asan -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(CTEST) --test-dir build-asan --output-on-failure -j $(JOBS)
+
+bench:
+	bash bench/install-peers.sh
+	$(CMAKE) -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DOM_BUILD_BENCH=ON -DOM_BUILD_TESTS=OFF -DOM_VALGRIND=OFF
+	$(CMAKE) --build build-bench -j $(JOBS)
+	./build-bench/bench/alloc_bench $(BENCH_ARGS)
+
+install: build
+	$(CMAKE) --install build --prefix $(PREFIX)
+
+clean:
+	rm -rf build build-asan build-bench

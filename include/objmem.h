@@ -1,0 +1,270 @@
+/*
+ * objmem.h — the one public header of objmem, Python's memory manager as a
+ * C library.
+ *
+ * Sections:
+ *   1. Version, export and attribute macros
+ *   2. Errors
+ *   3. Memory domains (RAW, MEM, OBJ) and pluggable allocators
+ *   4. Private heaps
+ *   5. Arena allocator (where arenas come from)
+ *   6. Statistics
+ *
+ * Conventions: every function is prefixed om_, every macro and constant OM_.
+ * A failing call returns NULL (or -1) and records an error code and message
+ * for the calling thread, read with om_last_error() / om_last_error_message().
+ * Sizes are in bytes unless a name says "count".
+ */
+#ifndef OBJMEM_H
+#define OBJMEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ------------------------------------------------------------------------ */
+/* 1. Version, export and attribute macros                                  */
+/* ------------------------------------------------------------------------ */
+
+#define OM_VERSION_MAJOR 0
+#define OM_VERSION_MINOR 1
+#define OM_VERSION_PATCH 0
+/** The version as one number: major * 10000 + minor * 100 + patch. */
+#define OM_VERSION (OM_VERSION_MAJOR * 10000 + OM_VERSION_MINOR * 100 + OM_VERSION_PATCH)
+
+/* The library is built with hidden visibility; OM_API marks what it exports. */
+#define OM_API __attribute__((visibility("default")))
+
+#if defined(__GNUC__) || defined(__clang__)
+#define OM_MALLOC_LIKE __attribute__((malloc))
+#define OM_ALLOC_SIZE(n) __attribute__((alloc_size(n)))
+#define OM_ALLOC_SIZE2(n, m) __attribute__((alloc_size(n, m)))
+#define OM_NODISCARD __attribute__((warn_unused_result))
+#else
+#define OM_MALLOC_LIKE
+#define OM_ALLOC_SIZE(n)
+#define OM_ALLOC_SIZE2(n, m)
+#define OM_NODISCARD
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* 2. Errors                                                                */
+/* ------------------------------------------------------------------------ */
+
+/** Error codes kept per thread; OM_OK means "no error recorded". */
+typedef enum om_error {
+    OM_OK = 0,        /**< no error */
+    OM_ENOMEM = 1,    /**< out of memory, or a size too large to represent */
+    OM_EINVAL = 2,    /**< an argument is invalid (bad domain, NULL struct, …) */
+} om_error;
+
+/** The calling thread's last error code (OM_OK if none since the last clear). */
+OM_API om_error om_last_error(void);
+
+/** A readable message for the calling thread's last error ("" if none).
+ *  The string stays valid until the thread's next objmem call. */
+OM_API const char *om_last_error_message(void);
+
+/** Forget the calling thread's last error. */
+OM_API void om_clear_error(void);
+
+/* ------------------------------------------------------------------------ */
+/* 3. Memory domains and pluggable allocators                               */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Three domains, as CPython's PyMem_Raw*, PyMem_* and PyObject_*:
+ *   RAW  general buffers, thread-safe, needs no runtime (the system allocator);
+ *   MEM  general buffers on the objmem heap;
+ *   OBJ  object memory on the objmem heap.
+ * MEM and OBJ use the default heap, which is not thread-safe: the caller
+ * serialises access (a later release gives each runtime a heap behind a GIL).
+ *
+ * Common contract of every om_*_malloc/calloc/realloc/free:
+ *  - a returned block is aligned to 16 bytes (OM_ALIGNMENT);
+ *  - malloc(0) returns a unique, freeable pointer;
+ *  - calloc(count, size) returns zeroed memory, or NULL with errno = ENOMEM and
+ *    om_last_error() == OM_ENOMEM when count * size overflows;
+ *  - a size above PTRDIFF_MAX fails with NULL and OM_ENOMEM;
+ *  - realloc(NULL, n) is malloc(n); realloc keeps the old contents up to the
+ *    smaller size; on failure it returns NULL and leaves the old block intact;
+ *  - free(NULL) does nothing;
+ *  - blocks of at most OM_SMALL_SIZE_MAX bytes come from the pools of the
+ *    heap; larger blocks come from the system allocator, and a pointer that
+ *    is not inside an objmem arena is passed to the system free/realloc
+ *    (CPython's rule). An interior pointer (one objmem never returned) is
+ *    undefined behaviour.
+ */
+
+/** Alignment of every block that objmem returns, in bytes. */
+#define OM_ALIGNMENT 16
+/** Largest request served from the small-object pools, in bytes. */
+#define OM_SMALL_SIZE_MAX 512
+/** Number of small size classes: 16, 32, …, 512 bytes. */
+#define OM_SMALL_CLASS_COUNT (OM_SMALL_SIZE_MAX / OM_ALIGNMENT)
+
+OM_API void *om_raw_malloc(size_t size) OM_MALLOC_LIKE OM_ALLOC_SIZE(1) OM_NODISCARD;
+OM_API void *om_raw_calloc(size_t count, size_t size) OM_MALLOC_LIKE OM_ALLOC_SIZE2(1, 2) OM_NODISCARD;
+OM_API void *om_raw_realloc(void *ptr, size_t size) OM_ALLOC_SIZE(2) OM_NODISCARD;
+OM_API void om_raw_free(void *ptr);
+
+OM_API void *om_mem_malloc(size_t size) OM_MALLOC_LIKE OM_ALLOC_SIZE(1) OM_NODISCARD;
+OM_API void *om_mem_calloc(size_t count, size_t size) OM_MALLOC_LIKE OM_ALLOC_SIZE2(1, 2) OM_NODISCARD;
+OM_API void *om_mem_realloc(void *ptr, size_t size) OM_ALLOC_SIZE(2) OM_NODISCARD;
+OM_API void om_mem_free(void *ptr);
+
+OM_API void *om_obj_malloc(size_t size) OM_MALLOC_LIKE OM_ALLOC_SIZE(1) OM_NODISCARD;
+OM_API void *om_obj_calloc(size_t count, size_t size) OM_MALLOC_LIKE OM_ALLOC_SIZE2(1, 2) OM_NODISCARD;
+OM_API void *om_obj_realloc(void *ptr, size_t size) OM_ALLOC_SIZE(2) OM_NODISCARD;
+OM_API void om_obj_free(void *ptr);
+
+/** Bytes usable in the block at ptr (at least the size asked for; 0 for NULL).
+ *  Works for blocks of any domain and any heap. */
+OM_API size_t om_usable_size(const void *ptr);
+
+/** The three allocation domains. */
+typedef enum om_domain {
+    OM_DOMAIN_RAW = 0,  /**< om_raw_*: system allocator, thread-safe */
+    OM_DOMAIN_MEM = 1,  /**< om_mem_*: objmem heap, general buffers */
+    OM_DOMAIN_OBJ = 2,  /**< om_obj_*: objmem heap, objects */
+} om_domain;
+
+/** Number of domains (for loops over them). */
+#define OM_DOMAIN_COUNT 3
+
+/** A pluggable allocator (CPython's PyMemAllocatorEx): four functions and the
+ *  context they receive. calloc receives (ctx, count, size). */
+typedef struct om_allocator {
+    void *ctx;                                              /**< passed to every hook */
+    void *(*malloc)(void *ctx, size_t size);                /**< like malloc */
+    void *(*calloc)(void *ctx, size_t count, size_t size);  /**< like calloc */
+    void *(*realloc)(void *ctx, void *ptr, size_t size);    /**< like realloc */
+    void (*free)(void *ctx, void *ptr);                     /**< like free */
+} om_allocator;
+
+/** Copy the allocator of `domain` into *out. Returns 0, or -1 (OM_EINVAL) for
+ *  an unknown domain or a NULL out. */
+OM_API int om_get_allocator(om_domain domain, om_allocator *out);
+
+/** Install *allocator for `domain`; every later om_<domain>_* call goes to it.
+ *  All four functions must be set. Blocks allocated before the switch must be
+ *  freed by an allocator that understands them: save the old one with
+ *  om_get_allocator and forward to it (the usual way to wrap). Returns 0, or
+ *  -1 (OM_EINVAL) for an unknown domain or an incomplete allocator.
+ *  Not thread-safe: call it before other threads use the domain. */
+OM_API int om_set_allocator(om_domain domain, const om_allocator *allocator);
+
+/* ------------------------------------------------------------------------ */
+/* 4. Private heaps                                                         */
+/* ------------------------------------------------------------------------ */
+
+/** A private heap: its own pools and arenas (mimalloc's first-class heaps).
+ *  A heap is not thread-safe: its user serialises access. */
+typedef struct om_heap om_heap;
+
+/** A new, empty heap, or NULL (OM_ENOMEM). */
+OM_API om_heap *om_heap_new(void) OM_NODISCARD;
+
+/** Release every arena of the heap at once, including blocks still in use,
+ *  then the heap itself. Blocks larger than OM_SMALL_SIZE_MAX live in the
+ *  system allocator and are not released. h may not be the default heap. */
+OM_API void om_heap_delete(om_heap *h);
+
+/** The heap that the MEM and OBJ domains use. */
+OM_API om_heap *om_heap_default(void);
+
+/** Allocate from heap h with the domain contract above. Any om_*_free,
+ *  om_*_realloc and om_usable_size accepts the result: the address map knows
+ *  which heap owns each block. */
+OM_API void *om_heap_malloc(om_heap *h, size_t size) OM_MALLOC_LIKE OM_ALLOC_SIZE(2) OM_NODISCARD;
+OM_API void *om_heap_calloc(om_heap *h, size_t count, size_t size) OM_MALLOC_LIKE OM_ALLOC_SIZE2(2, 3) OM_NODISCARD;
+/** Resize ptr (which may belong to any heap); a moved block is reallocated
+ *  in h. */
+OM_API void *om_heap_realloc(om_heap *h, void *ptr, size_t size) OM_ALLOC_SIZE(3) OM_NODISCARD;
+
+/* ------------------------------------------------------------------------ */
+/* 5. Arena allocator                                                       */
+/* ------------------------------------------------------------------------ */
+
+/** Size of one arena in bytes (compile-time tunable: OM_ARENA_SHIFT). */
+#define OM_ARENA_SIZE ((size_t)1 << 20)
+/** Size of one pool in bytes. */
+#define OM_POOL_SIZE ((size_t)16 << 10)
+
+/** Where arenas come from (CPython's PyObjectArenaAllocator). alloc must
+ *  return OM_ARENA_SIZE bytes aligned to OM_ARENA_SIZE, or NULL; free gets
+ *  back exactly what alloc gave, with the same size. */
+typedef struct om_arena_allocator {
+    void *ctx;                                          /**< passed to both hooks */
+    void *(*alloc)(void *ctx, size_t size);             /**< map `size` bytes, size-aligned */
+    void (*free)(void *ctx, void *ptr, size_t size);    /**< unmap them */
+} om_arena_allocator;
+
+/** Copy the current arena allocator into *out (no-op for NULL). */
+OM_API void om_get_arena_allocator(om_arena_allocator *out);
+
+/** Install the arena allocator used for arenas created from now on; arenas
+ *  that exist keep the allocator that made them. NULL restores the default
+ *  (mmap/munmap). Returns 0, or -1 (OM_EINVAL) for missing hooks. An arena
+ *  that comes back misaligned is returned to its allocator and the
+ *  allocation fails with OM_ENOMEM. */
+OM_API int om_set_arena_allocator(const om_arena_allocator *allocator);
+
+/* ------------------------------------------------------------------------ */
+/* 6. Statistics                                                            */
+/* ------------------------------------------------------------------------ */
+
+/** One small size class at the moment of the snapshot. */
+typedef struct om_size_class_stats {
+    size_t block_size;   /**< bytes per block */
+    size_t pools;        /**< pools assigned to this class */
+    size_t used_blocks;  /**< blocks handed out and not freed */
+    size_t free_blocks;  /**< blocks in those pools not in use (carved or not) */
+    size_t used_bytes;   /**< used_blocks * block_size */
+} om_size_class_stats;
+
+/** A heap at the moment of the snapshot. */
+typedef struct om_heap_stats {
+    size_t arena_size;           /**< bytes per arena */
+    size_t pool_size;            /**< bytes per pool */
+    size_t arenas_allocated;     /**< arenas mapped since the heap was made */
+    size_t arenas_freed;         /**< arenas returned to the OS since then */
+    size_t arenas_current;       /**< arenas mapped now */
+    size_t arenas_highwater;     /**< most arenas mapped at one time */
+    size_t pools_used;           /**< pools holding a size class now */
+    size_t pools_free;           /**< pools of current arenas not assigned */
+    size_t small_used_bytes;     /**< bytes in used small blocks */
+    size_t small_free_bytes;     /**< bytes in free small blocks of used pools */
+    size_t mapped_bytes;         /**< arenas_current * arena_size */
+    om_size_class_stats classes[OM_SMALL_CLASS_COUNT]; /**< index i: (i+1)*16 B */
+} om_heap_stats;
+
+/** Fill *out with a snapshot of heap h (NULL = the default heap). Walks every
+ *  pool: O(pools). Returns 0, or -1 (OM_EINVAL) for NULL out. */
+OM_API int om_heap_get_stats(const om_heap *h, om_heap_stats *out);
+
+/** Print the default heap's tables to `out` (NULL = stderr), as CPython's
+ *  sys._debugmallocstats(). */
+OM_API void om_debug_malloc_stats(FILE *out);
+
+/** The same tables for any heap h (NULL = the default heap). */
+OM_API void om_heap_print_stats(const om_heap *h, FILE *out);
+
+/** Write heap h's statistics (NULL = default heap) to `out` as one JSON
+ *  object. Returns 0, or -1 (OM_EINVAL) for a NULL stream. */
+OM_API int om_heap_write_stats_json(const om_heap *h, FILE *out);
+
+/*
+ * Environment: OBJMEM_MALLOCSTATS=1 prints om_debug_malloc_stats(stderr) at
+ * process exit.
+ */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* OBJMEM_H */
