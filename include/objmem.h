@@ -94,7 +94,10 @@ OM_API void om_clear_error(void);
  *    smaller size; on failure it returns NULL and leaves the old block intact;
  *  - free(NULL) does nothing;
  *  - blocks of at most OM_SMALL_SIZE_MAX bytes come from the pools of the
- *    heap; larger blocks come from the system allocator, and a pointer that
+ *    heap. When a pool empties it goes back to its arena, except that each
+ *    size class keeps its last pool warm, so that an allocate/free pair does
+ *    not flip a pool between empty and used; a wholly free arena is unmapped
+ *    at once, except one spare per heap (om_heap_trim releases both); larger blocks come from the system allocator, and a pointer that
  *    is not inside an objmem arena is passed to the system free/realloc
  *    (CPython's rule). An interior pointer (one objmem never returned) is
  *    undefined behaviour.
@@ -173,6 +176,11 @@ OM_API om_heap *om_heap_new(void) OM_NODISCARD;
  *  then the heap itself. Blocks larger than OM_SMALL_SIZE_MAX live in the
  *  system allocator and are not released. h may not be the default heap. */
 OM_API void om_heap_delete(om_heap *h);
+
+/** Give back to the OS everything heap h (NULL = default heap) holds free
+ *  now: the empty pool each size class keeps warm, and the spare arena.
+ *  Returns the number of bytes unmapped. */
+OM_API size_t om_heap_trim(om_heap *h);
 
 /** The heap that the MEM and OBJ domains use. */
 OM_API om_heap *om_heap_default(void);
