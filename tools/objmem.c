@@ -1,0 +1,819 @@
+/*
+ * objmem.c — the objmem command-line tool.
+ *
+ * Role: the front door for someone who has just cloned the repository.
+ * `objmem demo` is a guided tour of what the library does today, told with
+ * numbers measured on the spot; later subcommands (stats, bench, report)
+ * hang off the same command table.
+ *
+ * Structure:
+ *   - commands[]: name, one-line summary, handler. main() dispatches on
+ *     argv[1]; `help`, `--help` and `-h` print the usage on stdout, an
+ *     unknown command prints it on stderr and exits 2.
+ *   - The demo is demo_steps[]: each step is one small function that takes
+ *     the shared demo_state (the private heap, the workload's blocks, the RSS
+ *     at the start) and returns 0, or -1 after printing on stderr what failed.
+ *     The runner numbers the steps and stops at the first failure; later
+ *     issues extend the tour by adding rows to the table.
+ *   - Output helpers: thousands separators and binary units (B, KiB, MiB,
+ *     GiB) without locale, bold step titles only when stdout is a terminal
+ *     and NO_COLOR is unset, ASCII only.
+ *
+ * Exit status: 0 success; 1 a run-time failure (an allocation that failed,
+ * a library result that contradicts the header's contract); 2 a usage error.
+ */
+#include "objmem.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <malloc.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define TOOL_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define TOOL_PRINTF(f, a)
+#endif
+
+enum { EXIT_USAGE = 2 };
+
+/* ------------------------------------------------------------------------ */
+/* Output helpers                                                           */
+/* ------------------------------------------------------------------------ */
+
+static bool tool_colour; /* stdout is a terminal that wants escape codes */
+
+static void colour_init(void)
+{
+    const char *term = getenv("TERM");
+    tool_colour = isatty(STDOUT_FILENO) && getenv("NO_COLOR") == NULL &&
+                  term != NULL && strcmp(term, "dumb") != 0;
+}
+
+static const char *bold(void) { return tool_colour ? "\033[1m" : ""; }
+static const char *dim(void) { return tool_colour ? "\033[2m" : ""; }
+static const char *plain(void) { return tool_colour ? "\033[0m" : ""; }
+
+/* The formatters below return one of FMT_SLOTS rotating buffers, so that a
+ * single printf can take several formatted numbers. */
+enum { FMT_SLOTS = 16, FMT_CAP = 32 };
+
+static char *fmt_slot(void)
+{
+    static char slots[FMT_SLOTS][FMT_CAP];
+    static unsigned next;
+    return slots[next++ % FMT_SLOTS];
+}
+
+/* n with thousands separators: 1234567 -> "1,234,567". */
+static const char *fmt_count(size_t n)
+{
+    char digits[FMT_CAP];
+    int len = snprintf(digits, sizeof digits, "%zu", n);
+    char *out = fmt_slot();
+    int o = 0;
+    for (int i = 0; i < len; i++) {
+        if (i > 0 && (len - i) % 3 == 0)
+            out[o++] = ',';
+        out[o++] = digits[i];
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* Bytes in binary units: "512 B", "16.0 KiB", "78.3 MiB", "1.25 GiB". */
+static const char *fmt_bytes(size_t n)
+{
+    char *out = fmt_slot();
+    double v = (double)n;
+    if (n < 1024)
+        snprintf(out, FMT_CAP, "%zu B", n);
+    else if (n < ((size_t)1 << 20))
+        snprintf(out, FMT_CAP, "%.1f KiB", v / 1024.0);
+    else if (n < ((size_t)1 << 30))
+        snprintf(out, FMT_CAP, "%.1f MiB", v / (1024.0 * 1024.0));
+    else
+        snprintf(out, FMT_CAP, "%.2f GiB", v / (1024.0 * 1024.0 * 1024.0));
+    return out;
+}
+
+/* A signed difference of byte counts: "+78.3 MiB", "-1.0 MiB", "0 B". */
+static const char *fmt_delta(size_t now, size_t before)
+{
+    char *out = fmt_slot();
+    if (now >= before)
+        snprintf(out, FMT_CAP, "%s%s", now > before ? "+" : "", fmt_bytes(now - before));
+    else
+        snprintf(out, FMT_CAP, "-%s", fmt_bytes(before - now));
+    return out;
+}
+
+/* A resident-set size, or "n/a" where /proc/self/statm could not be read. */
+static const char *fmt_rss(size_t rss)
+{
+    return rss ? fmt_bytes(rss) : "n/a";
+}
+
+static const char *fmt_percent(double part, double whole)
+{
+    char *out = fmt_slot();
+    snprintf(out, FMT_CAP, "%.1f %%", whole > 0 ? 100.0 * part / whole : 0.0);
+    return out;
+}
+
+/* Print "objmem demo: <message>" on stderr; returns -1 for `return fail(…)`. */
+static int fail(const char *fmt, ...) TOOL_PRINTF(1, 2);
+static int fail(const char *fmt, ...)
+{
+    va_list ap;
+    fflush(stdout);
+    fputs("objmem demo: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return -1;
+}
+
+/* As fail(), followed by the library's last error code and message. */
+static int fail_om(const char *fmt, ...) TOOL_PRINTF(1, 2);
+static int fail_om(const char *fmt, ...)
+{
+    va_list ap;
+    fflush(stdout);
+    fputs("objmem demo: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " failed: error %d: %s\n", (int)om_last_error(), om_last_error_message());
+    return -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Measurements                                                             */
+/* ------------------------------------------------------------------------ */
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Resident set size of this process in bytes, from /proc/self/statm;
+ * 0 when it cannot be read (not Linux, no /proc). */
+static size_t rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f == NULL)
+        return 0;
+    unsigned long total_pages = 0, resident_pages = 0;
+    int got = fscanf(f, "%lu %lu", &total_pages, &resident_pages);
+    fclose(f);
+    long page_size = sysconf(_SC_PAGESIZE);
+    if (got != 2 || page_size <= 0)
+        return 0;
+    return (size_t)resident_pages * (size_t)page_size;
+}
+
+/* Marsaglia's xorshift64: deterministic, good enough for workloads. */
+static uint64_t xorshift64(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *state = x;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The demo                                                                 */
+/* ------------------------------------------------------------------------ */
+
+enum {
+    DEMO_MIN_SIZE = 8,                /* smallest request of the workload, bytes */
+    DEMO_MAX_SIZE = OM_SMALL_SIZE_MAX, /* largest request of the workload, bytes */
+};
+#define DEMO_DEFAULT_BLOCKS ((size_t)300000)
+#define DEMO_MAX_BLOCKS ((size_t)100000000)
+#define DEMO_SEED UINT64_C(0x9E3779B97F4A7C15)
+
+/* State shared by the steps of one demo run. */
+typedef struct demo_state {
+    size_t block_count; /* blocks in the workload of steps 1-3 */
+    uint64_t seed;      /* xorshift seed of the workload */
+    om_heap *heap;      /* the private heap of steps 1-3; NULL once deleted */
+    void **blocks;      /* the workload's blocks, an array from the system malloc */
+    size_t live;        /* blocks[0 .. live) are allocated */
+    size_t rss_start;   /* process RSS when the demo began, bytes (0 = unknown) */
+} demo_state;
+
+static size_t request_size(uint64_t *rng)
+{
+    return DEMO_MIN_SIZE + (size_t)(xorshift64(rng) % (DEMO_MAX_SIZE - DEMO_MIN_SIZE + 1));
+}
+
+static int heap_stats(const om_heap *h, om_heap_stats *out)
+{
+    if (om_heap_get_stats(h, out) != 0)
+        return fail_om("om_heap_get_stats()");
+    return 0;
+}
+
+/* The heap-wide lines of a snapshot, aligned as a two-column table. */
+static void print_heap_summary(const om_heap_stats *s, size_t rss, size_t rss_start)
+{
+    size_t in_pools = s->small_used_bytes + s->small_free_bytes;
+    printf("  %-22s %12s   %s\n", "used small blocks", fmt_bytes(s->small_used_bytes),
+           "(sizes rounded up to their class)");
+    printf("  %-22s %12s   (%s of the used pools' blocks)\n", "free in used pools",
+           fmt_bytes(s->small_free_bytes), fmt_percent((double)s->small_free_bytes, (double)in_pools));
+    printf("  %-22s %12s   (%s each)\n", "pools used", fmt_count(s->pools_used),
+           fmt_bytes(s->pool_size));
+    printf("  %-22s %12s\n", "pools free in arenas", fmt_count(s->pools_free));
+    printf("  %-22s %12s   (%s each; high-water %s, mapped so far %s, unmapped %s)\n",
+           "arenas now", fmt_count(s->arenas_current), fmt_bytes(s->arena_size),
+           fmt_count(s->arenas_highwater), fmt_count(s->arenas_allocated),
+           fmt_count(s->arenas_freed));
+    printf("  %-22s %12s\n", "mapped", fmt_bytes(s->mapped_bytes));
+    if (rss && rss_start)
+        printf("  %-22s %12s   (%s since the demo began)\n", "process RSS", fmt_rss(rss),
+               fmt_delta(rss, rss_start));
+    else
+        printf("  %-22s %12s\n", "process RSS", fmt_rss(rss));
+}
+
+/* Pools and blocks of the 32 size classes, in two side-by-side halves. */
+static void print_class_table(const om_heap_stats *s)
+{
+    enum { HALF = OM_SMALL_CLASS_COUNT / 2 };
+    printf("\n  pools per size class (used = blocks handed out, free = blocks left in those pools)\n");
+    for (int side = 0; side < 2; side++)
+        printf("%s%s%7s %6s %9s %7s", side ? "   |" : "", dim(), "class", "pools", "used", "free");
+    printf("%s\n", plain());
+    for (size_t row = 0; row < HALF; row++) {
+        for (size_t side = 0; side < 2; side++) {
+            const om_size_class_stats *c = &s->classes[row + side * HALF];
+            printf("%s%7s %6s %9s %7s", side ? "   |" : "", fmt_bytes(c->block_size),
+                   fmt_count(c->pools), fmt_count(c->used_blocks), fmt_count(c->free_blocks));
+        }
+        putchar('\n');
+    }
+}
+
+/* Step 1: a deterministic mixed-size workload on a private heap. */
+static int step_fill(demo_state *st)
+{
+    st->heap = om_heap_new();
+    if (st->heap == NULL)
+        return fail_om("om_heap_new()");
+    st->blocks = malloc(st->block_count * sizeof *st->blocks);
+    if (st->blocks == NULL)
+        return fail("malloc of an array of %zu pointers failed", st->block_count);
+
+    uint64_t rng = st->seed;
+    size_t requested = 0;
+    uint64_t t0 = now_ns();
+    for (size_t i = 0; i < st->block_count; i++) {
+        size_t size = request_size(&rng);
+        unsigned char *p = om_heap_malloc(st->heap, size);
+        if (p == NULL)
+            return fail_om("om_heap_malloc(heap, %zu) of block %zu", size, i);
+        p[0] = (unsigned char)i; /* touch it, as a user would */
+        st->blocks[i] = p;
+        st->live = i + 1;
+        requested += size;
+    }
+    uint64_t elapsed = now_ns() - t0;
+
+    om_heap_stats s;
+    if (heap_stats(st->heap, &s) != 0)
+        return -1;
+    printf("  h = om_heap_new(); then %s x om_heap_malloc(h, %d..%d B), sizes from xorshift\n",
+           fmt_count(st->block_count), DEMO_MIN_SIZE, DEMO_MAX_SIZE);
+    printf("  took %.1f ms: %.0f ns per block, first-touch page faults included\n\n",
+           (double)elapsed / 1e6, (double)elapsed / (double)st->block_count);
+    printf("  %-22s %12s   (%s blocks, %s on average)\n", "requested", fmt_bytes(requested),
+           fmt_count(st->block_count), fmt_bytes(requested / st->block_count));
+    print_heap_summary(&s, rss_bytes(), st->rss_start);
+    print_class_table(&s);
+    return 0;
+}
+
+/* One row of the table of step 2. */
+static int print_free_row(demo_state *st, size_t freed)
+{
+    om_heap_stats s;
+    if (heap_stats(st->heap, &s) != 0)
+        return -1;
+    printf("  %7s %11s %10s %8s %8s %10s %10s\n",
+           fmt_percent((double)freed, (double)st->block_count), fmt_count(st->block_count - freed),
+           fmt_count(s.pools_used), fmt_count(s.arenas_current), fmt_count(s.arenas_freed),
+           fmt_bytes(s.mapped_bytes), fmt_rss(rss_bytes()));
+    return 0;
+}
+
+/* Step 2: free every block in a shuffled order; arenas go back to the OS as
+ * they empty. */
+static int step_free_shuffled(demo_state *st)
+{
+    size_t n = st->live;
+    uint64_t rng = st->seed ^ UINT64_C(0xD1B54A32D192ED03);
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)(xorshift64(&rng) % i);
+        void *tmp = st->blocks[i - 1];
+        st->blocks[i - 1] = st->blocks[j];
+        st->blocks[j] = tmp;
+    }
+
+    static const unsigned checkpoints_permille[] = {250, 500, 750, 900, 990, 1000};
+    printf("  om_obj_free(p) on every block in a shuffled order; no heap argument is\n"
+           "  needed: the address map knows that p belongs to h\n\n");
+    printf("%s  %7s %11s %10s %8s %8s %10s %10s%s\n", dim(), "freed", "live blocks", "pools used",
+           "arenas", "unmapped", "mapped", "RSS", plain());
+    size_t rss_full = rss_bytes();
+    if (print_free_row(st, 0) != 0)
+        return -1;
+
+    /* blocks[live-1] down to blocks[0]: the shuffled order, freed from the end. */
+    size_t freed = 0;
+    uint64_t free_ns = 0;
+    for (size_t c = 0; c < sizeof checkpoints_permille / sizeof checkpoints_permille[0]; c++) {
+        size_t target = (size_t)((double)n * checkpoints_permille[c] / 1000.0);
+        uint64_t t0 = now_ns();
+        for (; freed < target; freed++)
+            om_obj_free(st->blocks[--st->live]);
+        free_ns += now_ns() - t0;
+        if (print_free_row(st, freed) != 0)
+            return -1;
+    }
+    free(st->blocks);
+    st->blocks = NULL;
+
+    om_heap_stats s;
+    if (heap_stats(st->heap, &s) != 0)
+        return -1;
+    size_t rss_now = rss_bytes();
+    printf("\n  %s blocks freed in %.1f ms (%.0f ns per block)\n", fmt_count(n),
+           (double)free_ns / 1e6, n ? (double)free_ns / (double)n : 0.0);
+    printf("  %s of %s arenas went back to the OS; RSS %s -> %s (%s)\n",
+           fmt_count(s.arenas_freed), fmt_count(s.arenas_allocated), fmt_rss(rss_full),
+           fmt_rss(rss_now), rss_full && rss_now ? fmt_delta(rss_now, rss_full) : "n/a");
+    printf("  an arena is unmapped only when its last block is freed: with a random\n"
+           "  order almost all of them empty in the final percent. What stays mapped\n"
+           "  is the warm last pool of each size class and at most one spare arena.\n");
+    return 0;
+}
+
+/* Step 3: om_heap_trim() gives back what the heap keeps warm, then the heap
+ * is deleted. */
+static int step_trim(demo_state *st)
+{
+    om_heap_stats before, after;
+    if (heap_stats(st->heap, &before) != 0)
+        return -1;
+    size_t rss_before = rss_bytes();
+    size_t released = om_heap_trim(st->heap);
+    if (heap_stats(st->heap, &after) != 0)
+        return -1;
+    size_t rss_after = rss_bytes();
+
+    printf("  om_heap_trim(h) returned %s (%s bytes unmapped)\n\n", fmt_bytes(released),
+           fmt_count(released));
+    printf("%s  %-14s %12s %12s%s\n", dim(), "", "before trim", "after trim", plain());
+    printf("  %-14s %12s %12s\n", "pools used", fmt_count(before.pools_used), fmt_count(after.pools_used));
+    printf("  %-14s %12s %12s\n", "arenas now", fmt_count(before.arenas_current),
+           fmt_count(after.arenas_current));
+    printf("  %-14s %12s %12s\n", "mapped", fmt_bytes(before.mapped_bytes), fmt_bytes(after.mapped_bytes));
+    printf("  %-14s %12s %12s\n", "process RSS", fmt_rss(rss_before), fmt_rss(rss_after));
+
+    om_heap_delete(st->heap);
+    st->heap = NULL;
+    size_t rss_deleted = rss_bytes();
+    printf("\n  om_heap_delete(h): RSS %s (%s since the demo began)\n", fmt_rss(rss_deleted),
+           rss_deleted && st->rss_start ? fmt_delta(rss_deleted, st->rss_start) : "n/a");
+    return 0;
+}
+
+/* Step 4: the MEM and OBJ domains share the default heap; its tables. */
+static int step_default_heap(demo_state *st)
+{
+    enum { OBJECTS = 20000, BUFFERS = 2000, LARGE = 10, LARGE_SIZE = 4096 };
+    void **ptrs = malloc((OBJECTS + BUFFERS + LARGE) * sizeof *ptrs);
+    if (ptrs == NULL)
+        return fail("malloc of an array of %d pointers failed", OBJECTS + BUFFERS + LARGE);
+    uint64_t rng = st->seed ^ UINT64_C(0x94D049BB133111EB);
+    size_t count = 0;
+    int rc = 0;
+    for (int i = 0; i < OBJECTS && rc == 0; i++) {
+        size_t size = 16 + (size_t)(xorshift64(&rng) % 113); /* 16..128 B objects */
+        if ((ptrs[count] = om_obj_malloc(size)) == NULL)
+            rc = fail_om("om_obj_malloc(%zu)", size);
+        else
+            count++;
+    }
+    for (int i = 0; i < BUFFERS && rc == 0; i++) {
+        size_t size = 100 + (size_t)(xorshift64(&rng) % 401); /* 100..500 B buffers */
+        if ((ptrs[count] = om_mem_malloc(size)) == NULL)
+            rc = fail_om("om_mem_malloc(%zu)", size);
+        else
+            count++;
+    }
+    for (int i = 0; i < LARGE && rc == 0; i++) {
+        if ((ptrs[count] = om_mem_malloc(LARGE_SIZE)) == NULL)
+            rc = fail_om("om_mem_malloc(%d)", LARGE_SIZE);
+        else
+            count++;
+    }
+
+    om_heap_stats s;
+    if (rc == 0)
+        rc = heap_stats(NULL, &s);
+    if (rc == 0) {
+        printf("  %s x om_obj_malloc(16..128 B), %s x om_mem_malloc(100..500 B) and\n"
+               "  %d x om_mem_malloc(%s); the last ones are above %d B and go to the\n"
+               "  system allocator, the rest share the default heap:\n\n",
+               fmt_count(OBJECTS), fmt_count(BUFFERS), LARGE, fmt_bytes(LARGE_SIZE), OM_SMALL_SIZE_MAX);
+        printf("  %-22s %12s\n", "used small blocks", fmt_bytes(s.small_used_bytes));
+        printf("  %-22s %12s\n", "pools used", fmt_count(s.pools_used));
+        printf("  %-22s %12s\n", "arenas now", fmt_count(s.arenas_current));
+        printf("\n  om_debug_malloc_stats(stdout), the sys._debugmallocstats() table:\n");
+        printf("%s  ----------------------------------------------------------------------%s\n",
+               dim(), plain());
+        fflush(stdout);
+        om_debug_malloc_stats(stdout);
+        fflush(stdout);
+        printf("%s  ----------------------------------------------------------------------%s\n",
+               dim(), plain());
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (i < OBJECTS)
+            om_obj_free(ptrs[i]);
+        else
+            om_mem_free(ptrs[i]);
+    }
+    free(ptrs);
+    if (rc == 0 && (rc = heap_stats(NULL, &s)) == 0)
+        printf("  all freed again: %s used small blocks left on the default heap\n",
+               fmt_bytes(s.small_used_bytes));
+    return rc;
+}
+
+/* The size class that serves a small request of `size` bytes. */
+static size_t class_of(size_t size)
+{
+    return (size + OM_ALIGNMENT - 1) / OM_ALIGNMENT * OM_ALIGNMENT;
+}
+
+/* One line of step 5: what om_usable_size says about p. */
+static void print_usable(const char *call, const void *p, const char *why)
+{
+    printf("  %-24s %10s   %s\n", call, fmt_bytes(om_usable_size(p)), why);
+}
+
+/* Step 5: the address map tells objmem's blocks from everyone else's. */
+static int step_address_map(demo_state *st)
+{
+    (void)st;
+    om_heap *h = om_heap_new();
+    if (h == NULL)
+        return fail_om("om_heap_new()");
+    void *small = om_obj_malloc(20);
+    void *priv = om_heap_malloc(h, 100);
+    void *big = om_mem_malloc(1000);
+    void *sys = malloc(100);
+    int rc = 0;
+    if (small == NULL)
+        rc = fail_om("om_obj_malloc(20)");
+    else if (priv == NULL)
+        rc = fail_om("om_heap_malloc(h, 100)");
+    else if (big == NULL)
+        rc = fail_om("om_mem_malloc(1000)");
+    else if (sys == NULL)
+        rc = fail("malloc(100) failed");
+
+    if (rc == 0) {
+        char why[96];
+        printf("  om_usable_size(p) asks the address map (a radix tree over the address\n"
+               "  space) whether p lies in one of objmem's arenas:\n\n");
+        printf("%s  %-24s %10s   %s%s\n", dim(), "p from", "usable", "why", plain());
+        snprintf(why, sizeof why, "small block: the %s size class", fmt_bytes(class_of(20)));
+        print_usable("om_obj_malloc(20)", small, why);
+        snprintf(why, sizeof why, "small block of private heap h: the %s class",
+                 fmt_bytes(class_of(100)));
+        print_usable("om_heap_malloc(h, 100)", priv, why);
+        snprintf(why, sizeof why, "above %d B: the system allocator", OM_SMALL_SIZE_MAX);
+        print_usable("om_mem_malloc(1000)", big, why);
+        snprintf(why, sizeof why, "not in an arena: asked the system (malloc_usable_size: %s)",
+                 fmt_bytes(malloc_usable_size(sys)));
+        print_usable("malloc(100)", sys, why);
+        print_usable("NULL", NULL, "by definition");
+
+        om_heap_stats s;
+        om_obj_free(priv);
+        priv = NULL;
+        if ((rc = heap_stats(h, &s)) == 0)
+            printf("\n  om_obj_free(p) with p from h: the map finds h, which now has %s in use\n",
+                   fmt_bytes(s.small_used_bytes));
+    }
+    om_obj_free(small);
+    om_obj_free(priv);
+    om_mem_free(big);
+    free(sys);
+    om_heap_delete(h);
+    return rc;
+}
+
+/* Step 6: errors come back as NULL or -1 plus a per-thread code and message. */
+static int step_errors(demo_state *st)
+{
+    (void)st;
+    printf("%s  %-34s %-8s %s%s\n", dim(), "call", "returns", "om_last_error()", plain());
+
+    /* volatile: the sizes are absurd on purpose, so keep the compiler from
+     * rejecting them through the alloc_size attributes. */
+    volatile size_t huge = SIZE_MAX, half = SIZE_MAX / 2;
+    om_clear_error();
+    void *p = om_obj_malloc(huge);
+    if (p != NULL) {
+        om_obj_free(p);
+        return fail("om_obj_malloc(SIZE_MAX) succeeded; the contract says NULL and OM_ENOMEM");
+    }
+    printf("  %-34s %-8s %d (OM_ENOMEM? %s): %s\n", "om_obj_malloc(SIZE_MAX)", "NULL",
+           (int)om_last_error(), om_last_error() == OM_ENOMEM ? "yes" : "NO",
+           om_last_error_message());
+
+    om_clear_error();
+    errno = 0;
+    p = om_mem_calloc(half, 4);
+    int saved_errno = errno;
+    if (p != NULL) {
+        om_mem_free(p);
+        return fail("om_mem_calloc(SIZE_MAX / 2, 4) succeeded; the contract says NULL and OM_ENOMEM");
+    }
+    printf("  %-34s %-8s %d (errno %s): %s\n", "om_mem_calloc(SIZE_MAX / 2, 4)", "NULL",
+           (int)om_last_error(), saved_errno == ENOMEM ? "ENOMEM" : "not ENOMEM",
+           om_last_error_message());
+
+    om_clear_error();
+    om_allocator a;
+    int r = om_get_allocator((om_domain)42, &a);
+    printf("  %-34s %-8d %d (OM_EINVAL? %s): %s\n", "om_get_allocator(42, &a)", r,
+           (int)om_last_error(), om_last_error() == OM_EINVAL ? "yes" : "NO",
+           om_last_error_message());
+    om_clear_error();
+    if (r != -1)
+        return fail("om_get_allocator(42, &a) returned %d; the contract says -1", r);
+    return 0;
+}
+
+enum { TIMING_PAIRS = 2000000, TIMING_SLOTS = 256, TIMING_SIZES = 4096 };
+
+/* ns per pair for om_obj_malloc/om_obj_free over a window of live blocks. */
+static double time_om(const uint16_t *sizes, void **slots)
+{
+    uint64_t t0 = now_ns();
+    for (size_t i = 0; i < TIMING_PAIRS; i++) {
+        size_t k = i % TIMING_SLOTS;
+        om_obj_free(slots[k]);
+        unsigned char *p = om_obj_malloc(sizes[i % TIMING_SIZES]);
+        if (p == NULL)
+            return -1.0;
+        p[0] = 1;
+        slots[k] = p;
+    }
+    return (double)(now_ns() - t0) / TIMING_PAIRS;
+}
+
+/* The same loop on the system malloc/free. */
+static double time_sys(const uint16_t *sizes, void **slots)
+{
+    uint64_t t0 = now_ns();
+    for (size_t i = 0; i < TIMING_PAIRS; i++) {
+        size_t k = i % TIMING_SLOTS;
+        free(slots[k]);
+        unsigned char *p = malloc(sizes[i % TIMING_SIZES]);
+        if (p == NULL)
+            return -1.0;
+        p[0] = 1;
+        slots[k] = p;
+    }
+    return (double)(now_ns() - t0) / TIMING_PAIRS;
+}
+
+/* Step 7: a rough timing of a malloc+free pair against the system's. */
+static int step_timing(demo_state *st)
+{
+    static uint16_t sizes[TIMING_SIZES];
+    static void *slots[TIMING_SLOTS];
+    uint64_t rng = st->seed ^ UINT64_C(0xBF58476D1CE4E5B9);
+    for (size_t i = 0; i < TIMING_SIZES; i++)
+        sizes[i] = (uint16_t)request_size(&rng);
+
+    /* Slots start NULL, and free(NULL)/om_obj_free(NULL) do nothing: the
+     * first round of each loop is its warm-up. */
+    double warm = time_om(sizes, slots);
+    double om_ns = warm < 0 ? warm : time_om(sizes, slots);
+    for (size_t k = 0; k < TIMING_SLOTS; k++) {
+        om_obj_free(slots[k]);
+        slots[k] = NULL;
+    }
+    if (om_ns < 0)
+        return fail_om("om_obj_malloc in the timing loop");
+
+    warm = time_sys(sizes, slots);
+    double sys_ns = warm < 0 ? warm : time_sys(sizes, slots);
+    for (size_t k = 0; k < TIMING_SLOTS; k++) {
+        free(slots[k]);
+        slots[k] = NULL;
+    }
+    if (sys_ns < 0)
+        return fail("malloc failed in the timing loop");
+
+    printf("  %s pairs of %d..%d B, %d blocks live, after one warm-up round:\n\n",
+           fmt_count(TIMING_PAIRS), DEMO_MIN_SIZE, DEMO_MAX_SIZE, TIMING_SLOTS);
+    printf("  %-30s %8.1f ns per pair\n", "om_obj_malloc + om_obj_free", om_ns);
+    printf("  %-30s %8.1f ns per pair\n", "malloc + free (system)", sys_ns);
+    printf("\n  %sa rough single-run figure on a possibly busy machine; `make bench`\n"
+           "  is the real comparison, against glibc, jemalloc, tcmalloc and mimalloc%s\n",
+           dim(), plain());
+    return 0;
+}
+
+typedef struct demo_step {
+    const char *title;              /* one line, printed after the step number */
+    int (*run)(demo_state *st);     /* 0 on success, -1 after reporting the failure */
+} demo_step;
+
+static const demo_step demo_steps[] = {
+    {"Fill a private heap with small blocks", step_fill},
+    {"Free them in a shuffled order: arenas go back to the OS", step_free_shuffled},
+    {"Trim the heap, then delete it", step_trim},
+    {"The default heap behind om_mem_* and om_obj_*", step_default_heap},
+    {"The address map: whose block is this?", step_address_map},
+    {"Errors: NULL or -1, and a code and message per thread", step_errors},
+    {"Timing: a malloc+free pair", step_timing},
+};
+
+static void demo_cleanup(demo_state *st)
+{
+    /* om_heap_delete releases the heap's arenas with every block still in
+     * them, so blocks left by a failed step need no om_obj_free of their own. */
+    if (st->heap != NULL)
+        om_heap_delete(st->heap);
+    free(st->blocks);
+    st->heap = NULL;
+    st->blocks = NULL;
+    st->live = 0;
+}
+
+static void demo_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: objmem demo [--blocks N] [--help]\n"
+            "\n"
+            "A guided tour of objmem as it stands today, with measured numbers:\n"
+            "fills a private heap with N small blocks of %d..%d B, shows how pools\n"
+            "and arenas filled, frees the blocks in a shuffled order and shows the\n"
+            "arenas going back to the OS, trims and deletes the heap, prints the\n"
+            "default heap's tables, looks pointers up in the address map, shows the\n"
+            "error reporting and times a malloc+free pair against the system malloc.\n"
+            "\n"
+            "options:\n"
+            "  --blocks N   blocks in the workload (default %zu)\n"
+            "  -h, --help   show this help\n",
+            DEMO_MIN_SIZE, DEMO_MAX_SIZE, DEMO_DEFAULT_BLOCKS);
+}
+
+static int parse_count(const char *text, size_t min, size_t max, size_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || text[0] == '-' || v < min || v > max)
+        return -1;
+    *out = (size_t)v;
+    return 0;
+}
+
+static int cmd_demo(int argc, char **argv)
+{
+    demo_state st = {.block_count = DEMO_DEFAULT_BLOCKS, .seed = DEMO_SEED};
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            demo_usage(stdout);
+            return EXIT_SUCCESS;
+        } else if (strcmp(argv[i], "--blocks") == 0 && i + 1 < argc) {
+            if (parse_count(argv[++i], 1, DEMO_MAX_BLOCKS, &st.block_count) != 0) {
+                fprintf(stderr, "objmem demo: --blocks wants a number from 1 to %zu, not '%s'\n",
+                        DEMO_MAX_BLOCKS, argv[i]);
+                return EXIT_USAGE;
+            }
+        } else {
+            fprintf(stderr, "objmem demo: unknown argument '%s'\n\n", argv[i]);
+            demo_usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+
+    st.rss_start = rss_bytes();
+    size_t nsteps = sizeof demo_steps / sizeof demo_steps[0];
+    printf("%sobjmem %d.%d.%d demo%s: Python's memory manager as a C library, step by step\n",
+           bold(), OM_VERSION_MAJOR, OM_VERSION_MINOR, OM_VERSION_PATCH, plain());
+    printf("small blocks of up to %d B live in %s pools inside %s arenas;\n"
+           "the process started this demo at %s RSS\n",
+           OM_SMALL_SIZE_MAX, fmt_bytes(OM_POOL_SIZE), fmt_bytes(OM_ARENA_SIZE), fmt_rss(st.rss_start));
+    for (size_t i = 0; i < nsteps; i++) {
+        printf("\n%s[%zu/%zu] %s%s\n\n", bold(), i + 1, nsteps, demo_steps[i].title, plain());
+        if (demo_steps[i].run(&st) != 0) {
+            demo_cleanup(&st);
+            fprintf(stderr, "objmem demo: stopped at step %zu (%s)\n", i + 1, demo_steps[i].title);
+            return EXIT_FAILURE;
+        }
+    }
+    demo_cleanup(&st);
+    printf("\ndone. Next: `make test`, `make bench`, and docs/design-pool.md for how it works.\n");
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "objmem demo: writing to stdout failed: %s\n", strerror(errno));
+        return EXIT_FAILURE;
+    }
+    return EXIT_SUCCESS;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Commands                                                                 */
+/* ------------------------------------------------------------------------ */
+
+static int cmd_help(int argc, char **argv);
+
+typedef struct tool_command {
+    const char *name;                   /* as typed after `objmem` */
+    const char *summary;                /* one line for the usage text */
+    int (*run)(int argc, char **argv);  /* argv[0] is the command name */
+} tool_command;
+
+static const tool_command commands[] = {
+    {"demo", "a guided tour of the allocator, with measured numbers", cmd_demo},
+    {"help", "show this help, or `objmem help <command>` for one command", cmd_help},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "objmem %d.%d.%d: Python's memory manager as a C library\n"
+            "\n"
+            "usage: objmem <command> [options]\n"
+            "       objmem --help | --version\n"
+            "\n"
+            "commands:\n",
+            OM_VERSION_MAJOR, OM_VERSION_MINOR, OM_VERSION_PATCH);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n`objmem <command> --help` describes a command. Docs: README.md, docs/.\n");
+}
+
+static int cmd_help(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "demo") == 0) {
+        demo_usage(stdout);
+        return EXIT_SUCCESS;
+    }
+    if (argc >= 2 && strcmp(argv[1], "help") != 0) {
+        fprintf(stderr, "objmem help: unknown command '%s'\n\n", argv[1]);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    usage(stdout);
+    return EXIT_SUCCESS;
+}
+
+int main(int argc, char **argv)
+{
+    colour_init();
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0) {
+        usage(stdout);
+        return EXIT_SUCCESS;
+    }
+    if (strcmp(name, "--version") == 0) {
+        printf("objmem %d.%d.%d\n", OM_VERSION_MAJOR, OM_VERSION_MINOR, OM_VERSION_PATCH);
+        return EXIT_SUCCESS;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(name, commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "objmem: unknown command '%s'\n\n", name);
+    usage(stderr);
+    return EXIT_USAGE;
+}
