@@ -1,0 +1,208 @@
+/*
+ * bench/workloads.h — the four allocator workloads, written once and
+ * instantiated once per allocator family.
+ *
+ * Fairness is the point of this file. Every allocator runs the very same
+ * loop, compiled from the same text, and the loop calls the allocator
+ * directly (no function pointer that only some allocators pay for). The
+ * includer defines, before each inclusion:
+ *
+ *   WL_FAMILY         a suffix for the generated function names (sys, om, py)
+ *   WL_MALLOC(size)   an expression that allocates `size` bytes
+ *   WL_FREE(ptr)      a statement that frees `ptr`
+ *
+ * and this file defines wl_pairs_<family>, wl_churn_<family>,
+ * wl_bulk_<family> and wl_trees_<family>. There is no include guard on
+ * purpose; the macros are undefined at the end so the next family can set
+ * them again.
+ *
+ * It relies on these helpers from alloc_bench.c, shared by every family:
+ *   bench_params, bench_result, tree_node, BENCH_SEED, rng_next(), now_ns(),
+ *   touch_block(), bench_oom(), bench_map(), bench_unmap(), rss_now_kb(),
+ *   tree_check(). The child reads the peak RSS (VmHWM) after the workload.
+ *
+ * Each workload draws from one xorshift64 sequence started at BENCH_SEED, so
+ * every allocator sees the same sizes, the same slot choices and the same
+ * free order. The bench's own arrays come from mmap (bench_map), not from
+ * the allocator under test, so they neither disturb its heap nor favour it.
+ */
+
+#define WL_CAT2(a, b) a##_##b
+#define WL_CAT(a, b) WL_CAT2(a, b)
+#define WL_FN(name) WL_CAT(name, WL_FAMILY)
+
+/* (a) pairs: allocate a block of 8–512 bytes, write its first byte, free it.
+ * ops = pairs; the time covers the whole loop. */
+static void WL_FN(wl_pairs)(const bench_params *bp, bench_result *res)
+{
+    uint64_t s = BENCH_SEED;
+    uint64_t n = bp->pairs;
+    uint64_t t0 = now_ns();
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t r = rng_next(&s);
+        size_t size = 8 + (size_t)(r % 505);
+        void *p = WL_MALLOC(size);
+        if (p == NULL)
+            bench_oom(size);
+        touch_block(p, r);
+        WL_FREE(p);
+    }
+    res->elapsed_ns = now_ns() - t0;
+    res->ops = n;
+}
+
+/* (b) churn: fill `live` slots with blocks of 8–512 bytes (not timed), then
+ * `steps` times free a random slot and allocate a new random size into it
+ * (timed). ops = steps; one op is one free plus one malloc. */
+static void WL_FN(wl_churn)(const bench_params *bp, bench_result *res)
+{
+    uint64_t s = BENCH_SEED;
+    size_t live = bp->churn_live;
+    void **slot = bench_map(live * sizeof *slot);
+    for (size_t i = 0; i < live; i++) {
+        uint64_t r = rng_next(&s);
+        size_t size = 8 + (size_t)(r % 505);
+        void *p = WL_MALLOC(size);
+        if (p == NULL)
+            bench_oom(size);
+        touch_block(p, r);
+        slot[i] = p;
+    }
+    uint64_t n = bp->churn_steps;
+    uint64_t t0 = now_ns();
+    for (uint64_t i = 0; i < n; i++) {
+        size_t k = (size_t)(rng_next(&s) % live);
+        uint64_t r = rng_next(&s);
+        size_t size = 8 + (size_t)(r % 505);
+        WL_FREE(slot[k]);
+        void *p = WL_MALLOC(size);
+        if (p == NULL)
+            bench_oom(size);
+        touch_block(p, r);
+        slot[k] = p;
+    }
+    res->elapsed_ns = now_ns() - t0;
+    res->ops = n;
+    for (size_t i = 0; i < live; i++)
+        WL_FREE(slot[i]);
+    bench_unmap(slot, live * sizeof *slot);
+}
+
+/* (c) bulk: allocate `bulk_count` blocks of 16–128 bytes (timed), shuffle
+ * the pointers with Fisher–Yates (not timed: it is the bench's work, not the
+ * allocator's), free them in that order (timed). ops = blocks; one op is one
+ * malloc plus one free. Then the memory picture:
+ *   base_kb        RSS before the first allocation (pointer array touched)
+ *   peak_kb        VmHWM, the process's peak RSS
+ *   after_kb       RSS after every free, pointer array unmapped
+ *   retained_kb    RSS after every free, array still mapped, minus base_kb:
+ *                  what the allocator keeps resident of what it took. */
+static void WL_FN(wl_bulk)(const bench_params *bp, bench_result *res)
+{
+    uint64_t s = BENCH_SEED;
+    size_t n = bp->bulk_count;
+    size_t bytes = n * sizeof(void *);
+    void **ptr = bench_map(bytes);
+    memset(ptr, 0, bytes);
+    uint64_t base_kb = rss_now_kb();
+
+    uint64_t t0 = now_ns();
+    for (size_t i = 0; i < n; i++) {
+        uint64_t r = rng_next(&s);
+        size_t size = 16 + (size_t)(r % 113);
+        void *p = WL_MALLOC(size);
+        if (p == NULL)
+            bench_oom(size);
+        touch_block(p, r);
+        ptr[i] = p;
+    }
+    uint64_t t_alloc = now_ns() - t0;
+
+    for (size_t i = n - 1; i > 0; i--) {
+        size_t j = (size_t)(rng_next(&s) % (i + 1));
+        void *tmp = ptr[i];
+        ptr[i] = ptr[j];
+        ptr[j] = tmp;
+    }
+
+    uint64_t t1 = now_ns();
+    for (size_t i = 0; i < n; i++)
+        WL_FREE(ptr[i]);
+    uint64_t t_free = now_ns() - t1;
+
+    uint64_t after_mapped_kb = rss_now_kb();
+    bench_unmap(ptr, bytes);
+    res->after_kb = rss_now_kb();
+    res->base_kb = base_kb;
+    res->retained_kb = after_mapped_kb > base_kb ? after_mapped_kb - base_kb : 0;
+    res->elapsed_ns = t_alloc + t_free;
+    res->ops = n;
+}
+
+/* A complete binary tree of `depth` levels below the root, one 16-byte
+ * allocation per node. */
+static tree_node *WL_FN(tree_make)(int depth)
+{
+    tree_node *t = WL_MALLOC(sizeof *t);
+    if (t == NULL)
+        bench_oom(sizeof *t);
+    if (depth > 0) {
+        t->left = WL_FN(tree_make)(depth - 1);
+        t->right = WL_FN(tree_make)(depth - 1);
+    } else {
+        t->left = NULL;
+        t->right = NULL;
+    }
+    return t;
+}
+
+static void WL_FN(tree_free)(tree_node *t)
+{
+    if (t->left != NULL) {
+        WL_FN(tree_free)(t->left);
+        WL_FN(tree_free)(t->right);
+    }
+    WL_FREE(t);
+}
+
+/* (d) binary trees, the benchmarks-game shape: a stretch tree of depth
+ * max+1 built, checked and freed; a long-lived tree of depth max kept for the
+ * whole run; then for depth 4, 6, …, max, 2^(max - depth + 4) trees built,
+ * checked and freed one after the other; finally the long-lived tree is
+ * checked and freed. ops = nodes allocated (counted by the checks); the time
+ * covers everything, so one op is a malloc, a visit and a free. */
+static void WL_FN(wl_trees)(const bench_params *bp, bench_result *res)
+{
+    const int min_depth = 4;
+    int max_depth = bp->tree_depth;
+    uint64_t nodes = 0;
+    uint64_t t0 = now_ns();
+
+    tree_node *stretch = WL_FN(tree_make)(max_depth + 1);
+    nodes += tree_check(stretch);
+    WL_FN(tree_free)(stretch);
+
+    tree_node *long_lived = WL_FN(tree_make)(max_depth);
+
+    for (int depth = min_depth; depth <= max_depth; depth += 2) {
+        uint64_t iterations = (uint64_t)1 << (max_depth - depth + min_depth);
+        for (uint64_t i = 0; i < iterations; i++) {
+            tree_node *t = WL_FN(tree_make)(depth);
+            nodes += tree_check(t);
+            WL_FN(tree_free)(t);
+        }
+    }
+
+    nodes += tree_check(long_lived);
+    WL_FN(tree_free)(long_lived);
+
+    res->elapsed_ns = now_ns() - t0;
+    res->ops = nodes;
+}
+
+#undef WL_FN
+#undef WL_CAT
+#undef WL_CAT2
+#undef WL_FAMILY
+#undef WL_MALLOC
+#undef WL_FREE
