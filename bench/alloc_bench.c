@@ -73,6 +73,14 @@ extern int _PyObject_DebugMallocStats(FILE *out);
 
 extern char **environ;
 
+/* Set by bench/CMakeLists.txt: the source revision and build type. */
+#ifndef OM_BENCH_GIT_REV
+#define OM_BENCH_GIT_REV "unknown revision"
+#endif
+#ifndef OM_BENCH_BUILD_TYPE
+#define OM_BENCH_BUILD_TYPE "unknown build type"
+#endif
+
 /* ------------------------------------------------------------------------ */
 /* Parameters                                                               */
 /* ------------------------------------------------------------------------ */
@@ -643,7 +651,21 @@ typedef struct machine_info {
     char date[64];          /* UTC, ISO 8601 */
     char compiler[128];     /* what compiled this bench */
     char python[64];        /* libpython's version, "" if not built in */
+    char load_start[64];    /* /proc/loadavg when the bench started */
 } machine_info;
+
+/* The 1, 5 and 15 minute load averages, to show how busy the machine was. */
+static void read_loadavg(char *out, size_t size)
+{
+    double l1 = 0, l5 = 0, l15 = 0;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f == NULL || fscanf(f, "%lf %lf %lf", &l1, &l5, &l15) != 3)
+        snprintf(out, size, "unknown");
+    else
+        snprintf(out, size, "%.2f %.2f %.2f", l1, l5, l15);
+    if (f != NULL)
+        fclose(f);
+}
 
 static void machine_info_get(machine_info *m)
 {
@@ -684,6 +706,7 @@ static void machine_info_get(machine_info *m)
 #else
     snprintf(m->compiler, sizeof m->compiler, "unknown compiler");
 #endif
+    read_loadavg(m->load_start, sizeof m->load_start);
     m->python[0] = '\0';
 #ifdef OM_BENCH_HAVE_PYTHON
     snprintf(m->python, sizeof m->python, "%s", Py_GetVersion());
@@ -792,6 +815,9 @@ static void print_json(const report *r)
     printf("},\n  \"objmem_version\": \"%d.%d.%d\",\n  \"python\": ",
            OM_VERSION_MAJOR, OM_VERSION_MINOR, OM_VERSION_PATCH);
     json_string(m->python);
+    printf(",\n  \"objmem_git\": \"%s\",\n  \"build_type\": \"%s\",\n  \"load_start\": ",
+           OM_BENCH_GIT_REV, OM_BENCH_BUILD_TYPE);
+    json_string(m->load_start);
     printf(",\n  \"quick\": %s,\n  \"runs\": %d,\n  \"allocators\": [",
            r->quick ? "true" : "false", r->runs);
     bool first = true;
@@ -860,6 +886,8 @@ static void print_header(const report *r)
     printf("machine:  %s, nproc %ld\n", m->cpu, m->nproc);
     printf("system:   %s, glibc %s, %s\n", m->kernel, gnu_get_libc_version(),
            m->compiler);
+    printf("objmem:   %s, built %s\n", OM_BENCH_GIT_REV, OM_BENCH_BUILD_TYPE);
+    printf("load:     %s (1/5/15 min) at start\n", m->load_start);
     printf("runs:     median of %d per cell%s; one fresh process per run\n",
            r->runs, r->quick ? " (--quick: scaled-down sizes)" : "");
     for (int al = 0; al < AL_COUNT; al++) {
@@ -985,7 +1013,9 @@ static void print_tables(const report *r)
             printf("\n");
         }
     }
-    printf("\n");
+    char load_end[64];
+    read_loadavg(load_end, sizeof load_end);
+    printf("\nload average at the end: %s (1/5/15 min)\n", load_end);
 }
 
 /* ------------------------------------------------------------------------ */
