@@ -366,9 +366,11 @@ static int step_free_shuffled(demo_state *st)
     printf("  %s of %s arenas went back to the OS; RSS %s -> %s (%s)\n",
            fmt_count(s.arenas_freed), fmt_count(s.arenas_allocated), fmt_rss(rss_full),
            fmt_rss(rss_now), rss_full && rss_now ? fmt_delta(rss_now, rss_full) : "n/a");
-    printf("  an arena is unmapped only when its last block is freed: with a random\n"
-           "  order almost all of them empty in the final percent. What stays mapped\n"
-           "  is the warm last pool of each size class and at most one spare arena.\n");
+    printf("  an arena is unmapped only when its last block is freed: in a random order\n"
+           "  almost all of them empty in the final percent. Still mapped: %s arenas,\n"
+           "  held by the %s empty pools kept warm (the last pool of each size class)\n"
+           "  and at most one spare arena; step 3 gives them back.\n",
+           fmt_count(s.arenas_current), fmt_count(s.pools_used));
     return 0;
 }
 
