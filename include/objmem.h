@@ -185,13 +185,13 @@ OM_API size_t om_heap_trim(om_heap *h);
 /** The heap that the MEM and OBJ domains use. */
 OM_API om_heap *om_heap_default(void);
 
-/** Allocate from heap h with the domain contract above. Any om_*_free,
+/** Allocate from heap h (NULL = the default heap) with the domain contract above. Any om_*_free,
  *  om_*_realloc and om_usable_size accepts the result: the address map knows
  *  which heap owns each block. */
 OM_API void *om_heap_malloc(om_heap *h, size_t size) OM_MALLOC_LIKE OM_ALLOC_SIZE(2) OM_NODISCARD;
 OM_API void *om_heap_calloc(om_heap *h, size_t count, size_t size) OM_MALLOC_LIKE OM_ALLOC_SIZE2(2, 3) OM_NODISCARD;
 /** Resize ptr (which may belong to any heap); a moved block is reallocated
- *  in h. */
+ *  in h (NULL = the default heap). */
 OM_API void *om_heap_realloc(om_heap *h, void *ptr, size_t size) OM_ALLOC_SIZE(3) OM_NODISCARD;
 
 /* ------------------------------------------------------------------------ */

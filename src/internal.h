@@ -1,0 +1,205 @@
+/*
+ * internal.h — prototypes shared between objmem's source files, one heading
+ * per file, and the inline fast paths that more than one file calls.
+ * Everything here is hidden from the shared library's exports.
+ */
+#ifndef OM_INTERNAL_H
+#define OM_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "objmem.h"
+#include "track.h"
+#include "types.h"
+
+#define OMI_HIDDEN __attribute__((visibility("hidden")))
+#define omi_likely(x) __builtin_expect(!!(x), 1)
+#define omi_unlikely(x) __builtin_expect(!!(x), 0)
+#define OMI_NOINLINE __attribute__((noinline))
+#define OMI_COLD __attribute__((cold))
+#define OMI_PRINTF(f, a) __attribute__((format(printf, f, a)))
+
+#if OM_DEBUG > 0
+#define om_assert(expr) \
+    ((expr) ? (void)0 : omi_fatal("assertion failed: %s (%s:%d)", #expr, __FILE__, __LINE__))
+#else
+#define om_assert(expr) ((void)0)
+#endif
+
+/* ---- error.c ------------------------------------------------------------- */
+
+/* Records code and message as the calling thread's last error. */
+OMI_HIDDEN void omi_set_error(om_error code, const char *fmt, ...) OMI_PRINTF(2, 3) OMI_COLD;
+/* Prints one "objmem: fatal error: …" report to stderr and aborts. */
+OMI_HIDDEN _Noreturn void omi_fatal(const char *fmt, ...) OMI_PRINTF(1, 2) OMI_COLD;
+/* Sets OM_ENOMEM and errno = ENOMEM for a request of `size` bytes; NULL. */
+OMI_HIDDEN void *omi_out_of_memory(size_t size) OMI_COLD;
+
+/* count * size, or false when it overflows or exceeds PTRDIFF_MAX. */
+static inline bool omi_mul_size(size_t count, size_t size, size_t *total)
+{
+    return !__builtin_mul_overflow(count, size, total) && *total <= PTRDIFF_MAX;
+}
+
+/* ---- os.c ---------------------------------------------------------------- */
+
+/* Anonymous read-write pages, or NULL. size is a multiple of the page size. */
+OMI_HIDDEN void *omi_os_map(size_t size);
+OMI_HIDDEN void omi_os_unmap(void *addr, size_t size);
+/* One arena from the current arena allocator, aligned to OMI_ARENA_SIZE;
+ * *made_by receives that allocator, to give the arena back to. NULL with
+ * OM_ENOMEM when the allocator fails or returns misaligned memory. */
+OMI_HIDDEN void *omi_os_arena_alloc(om_arena_allocator *made_by);
+
+/* ---- addrmap.c ----------------------------------------------------------- */
+
+/*
+ * The address map: a two-level radix tree over the low 48 bits of the
+ * address space, one entry per OMI_ARENA_SIZE slot. An entry is 0 for memory
+ * objmem does not own, else a tagged value: the owner's descriptor with the
+ * kind in its low bits.
+ */
+#define OMI_ADDR_BITS 48
+#define OMI_MAP_LEAF_BITS 14
+#define OMI_MAP_ROOT_BITS (OMI_ADDR_BITS - OM_ARENA_SHIFT - OMI_MAP_LEAF_BITS)
+#define OMI_MAP_ROOT_COUNT ((size_t)1 << OMI_MAP_ROOT_BITS)
+#define OMI_MAP_LEAF_COUNT ((size_t)1 << OMI_MAP_LEAF_BITS)
+_Static_assert(OMI_MAP_ROOT_BITS > 0, "arenas too large for the map");
+
+enum omi_owner_kind {
+    OMI_OWNER_NONE = 0,
+    OMI_OWNER_SMALL = 1,             /* a pool arena: descriptor is omi_arena */
+};
+#define OMI_OWNER_KIND_MASK ((uintptr_t)0xF)
+
+typedef _Atomic(uintptr_t) omi_map_entry;
+extern OMI_HIDDEN _Atomic(omi_map_entry *) omi_addrmap_root[OMI_MAP_ROOT_COUNT];
+
+/* Marks [base, base + size) (slot-aligned) as owned with `entry`. -1 with
+ * OM_ENOMEM when a map node cannot be allocated. Thread-safe. */
+OMI_HIDDEN int omi_addrmap_set(uintptr_t base, size_t size, uintptr_t entry);
+OMI_HIDDEN void omi_addrmap_clear(uintptr_t base, size_t size);
+
+/* The entry for the slot holding p (0 if objmem does not own it). O(1): two
+ * dependent loads. */
+static inline uintptr_t omi_addrmap_lookup(const void *p)
+{
+    uintptr_t addr = (uintptr_t)p;
+    uintptr_t root_index = addr >> (OM_ARENA_SHIFT + OMI_MAP_LEAF_BITS);
+    if (omi_unlikely(root_index >= OMI_MAP_ROOT_COUNT))
+        return 0;
+    omi_map_entry *leaf = atomic_load_explicit(&omi_addrmap_root[root_index],
+                                               memory_order_acquire);
+    if (omi_unlikely(leaf == NULL))
+        return 0;
+    size_t leaf_index = (addr >> OM_ARENA_SHIFT) & (OMI_MAP_LEAF_COUNT - 1);
+    return atomic_load_explicit(&leaf[leaf_index], memory_order_relaxed);
+}
+
+/* ---- pool.c -------------------------------------------------------------- */
+
+extern OMI_HIDDEN omi_pool omi_pool_sentinel;
+
+OMI_HIDDEN void *omi_pool_malloc_slow(om_heap *h, size_t class_index);
+OMI_HIDDEN void omi_pool_free_slow(omi_pool *pool, bool was_exhausted);
+OMI_HIDDEN void omi_pool_heap_init(om_heap *h);
+/* Unmaps every arena of h, in use or not. */
+OMI_HIDDEN void omi_pool_heap_release_all(om_heap *h);
+/* Returns warm empty pools and the spare arena; bytes unmapped. */
+OMI_HIDDEN size_t omi_pool_heap_trim(om_heap *h);
+
+static inline size_t omi_class_block_size(size_t class_index)
+{
+    return (class_index + 1) << OMI_ALIGN_SHIFT;
+}
+
+static inline size_t omi_pool_capacity(size_t class_index)
+{
+    return (OMI_POOL_SIZE - OMI_POOL_HEADER_SIZE) / omi_class_block_size(class_index);
+}
+
+static inline omi_pool *omi_pool_of(const void *p)
+{
+    return (omi_pool *)((uintptr_t)p & ~(uintptr_t)OMI_POOL_MASK);
+}
+
+/* A block of at most OM_SMALL_SIZE_MAX bytes from h, or NULL (OM_ENOMEM).
+ * Fast path: one load of the class's pool and a pop from its free list. */
+static inline void *omi_pool_malloc(om_heap *h, size_t size)
+{
+    size_t class_index = (size - (size != 0)) >> OMI_ALIGN_SHIFT;
+    omi_pool *pool = h->usable[class_index];
+    omi_block *block = pool->freeblock;
+    if (omi_likely(block != NULL)) {
+        omi_track_internal_open(block, sizeof(omi_block));
+        pool->freeblock = block->next;
+        pool->used++;
+        omi_track_malloc(block, omi_class_block_size(class_index));
+        return block;
+    }
+    return omi_pool_malloc_slow(h, class_index);
+}
+
+/* Gives back a block that the address map says is in a pool arena. The
+ * slow path runs only when the pool was exhausted or becomes empty while
+ * other pools of its class can serve (the last one stays warm). */
+static inline void omi_pool_free(void *p)
+{
+    omi_pool *pool = omi_pool_of(p);
+    omi_block *block = (omi_block *)p;
+    omi_block *old_head = pool->freeblock;
+    omi_track_free(block, omi_class_block_size(pool->class_index));
+    omi_track_internal_open(block, sizeof(omi_block));
+    block->next = old_head;
+    omi_track_internal_close(block, sizeof(omi_block));
+    pool->freeblock = block;
+    uint32_t used = --pool->used;
+    if (omi_likely(old_head != NULL)) {
+        if (omi_likely(used != 0))
+            return;
+        if (pool->next == NULL && pool->prev == NULL)
+            return;          /* the class's only usable pool: keep it warm */
+    }
+    omi_pool_free_slow(pool, old_head == NULL);
+}
+
+static inline size_t omi_pool_usable_size(const void *p)
+{
+    return omi_class_block_size(omi_pool_of(p)->class_index);
+}
+
+/* ---- heap.c -------------------------------------------------------------- */
+
+extern OMI_HIDDEN om_heap omi_default_heap;
+
+OMI_HIDDEN void *omi_heap_malloc_large(size_t size);
+OMI_HIDDEN void *omi_heap_realloc(om_heap *h, void *p, size_t size);
+OMI_HIDDEN void *omi_heap_calloc(om_heap *h, size_t count, size_t size);
+OMI_HIDDEN void omi_free_foreign(void *p);
+
+static inline void *omi_heap_malloc(om_heap *h, size_t size)
+{
+    if (omi_likely(size <= OM_SMALL_SIZE_MAX))
+        return omi_pool_malloc(h, size);
+    return omi_heap_malloc_large(size);
+}
+
+/* Frees a block of any heap, or hands a foreign pointer to the system. */
+static inline void omi_free(void *p)
+{
+    if (omi_likely(omi_addrmap_lookup(p) != 0)) {
+        omi_pool_free(p);
+        return;
+    }
+    if (p != NULL)
+        omi_free_foreign(p);
+}
+
+/* ---- stats.c ------------------------------------------------------------- */
+
+OMI_HIDDEN void omi_stats_print_at_exit(void);
+
+#endif

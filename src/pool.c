@@ -1,0 +1,343 @@
+/*
+ * pool.c — the small-object allocator: objmem's pymalloc.
+ *
+ * Requests of 0..512 bytes are rounded up to one of 32 size classes spaced
+ * 16 bytes apart (class i holds blocks of (i + 1) * 16 bytes):
+ *
+ *   request   1-16  17-32  33-48  …  497-512
+ *   class        0      1      2  …       31
+ *   block       16     32     48  …      512
+ *
+ * Memory comes in arenas of 1 MiB aligned to their size (os.c), each cut
+ * into 64 pools of 16 KiB. A pool serves one class; its 48-byte header
+ * (omi_pool, types.h) sits at the pool's start, so the pool of any block is
+ * the block's address with the low 14 bits cleared.
+ *
+ * Inside a pool, free blocks form an intrusive singly-linked list through
+ * their first word. Blocks never used are not linked up front: the pool
+ * carves them from its tail a page (OMI_CARVE_SPAN) at a time when the list
+ * runs dry, so a fresh pool touches only the pages it uses.
+ *
+ * Per heap and per class, `usable[c]` heads a doubly-linked list of pools
+ * that can serve class c. The allocation fast path (internal.h) is: load the
+ * head, pop its free list. When the head is exhausted the slow path carves
+ * more, or unlinks it as full and moves on, or takes a pool from an arena.
+ * A list with no pool points at a shared sentinel whose free list is empty,
+ * so the fast path needs no NULL test. A full pool is off every list; the
+ * first free into it links it back at the head.
+ *
+ * Pool states and transitions:
+ *
+ *        take from arena               free into full pool
+ *   free ───────────────▶ usable ◀──────────────────────── full
+ *    ▲                     │  └────── exhausted on alloc ───▶ ▲
+ *    └─ last block freed ──┘  (unless it is its class's only usable pool:
+ *                              then it stays warm, so that a loop of
+ *                              allocate/free pairs never flips it)
+ *
+ * Arenas: each arena descriptor (kept outside the arena) counts its free
+ * pools: emptied ones on a list, plus the never-used tail. Arenas with a free
+ * pool sit on the heap's usable-arena list sorted by that count, fewest
+ * first, so new pools come from the fullest arena and the emptiest arenas
+ * get the chance to drain completely. `last_with_nfree[n]` points at the
+ * last arena holding exactly n free pools, which makes re-sorting after a
+ * change of ±1 a splice rather than a walk (CPython's nfp2lasta). A wholly
+ * free arena is unmapped at once, except one spare per heap kept against
+ * thrashing at a boundary. Arenas are registered in the address map (which
+ * is how a free with no heap argument knows a pointer is ours).
+ *
+ * Learned from: CPython Objects/obmalloc.c (size classes, pools, usedpools,
+ * arena ordering) and mimalloc (lazy free-list extension; keeping a page
+ * from flipping between empty and used on every free).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* The pool that every empty usable list points at: no free block, never
+ * linked, never written. */
+omi_pool omi_pool_sentinel;
+
+/* ---- Usable pool lists ---------------------------------------------------- */
+
+static void pool_link_head(om_heap *h, omi_pool *pool)
+{
+    omi_pool *head = h->usable[pool->class_index];
+    pool->prev = NULL;
+    pool->next = head == &omi_pool_sentinel ? NULL : head;
+    if (pool->next != NULL)
+        pool->next->prev = pool;
+    h->usable[pool->class_index] = pool;
+    pool->in_list = 1;
+}
+
+static void pool_unlink(om_heap *h, omi_pool *pool)
+{
+    if (pool->prev != NULL)
+        pool->prev->next = pool->next;
+    else
+        h->usable[pool->class_index] = pool->next != NULL ? pool->next : &omi_pool_sentinel;
+    if (pool->next != NULL)
+        pool->next->prev = pool->prev;
+    pool->next = pool->prev = NULL;
+    pool->in_list = 0;
+}
+
+/* ---- Arena ordering -------------------------------------------------------- */
+
+static void arena_list_unlink(om_heap *h, omi_arena *arena)
+{
+    uint32_t n = arena->nfree_pools;
+    if (h->last_with_nfree[n] == arena)
+        h->last_with_nfree[n] =
+            (arena->prev != NULL && arena->prev->nfree_pools == n) ? arena->prev : NULL;
+    if (arena->prev != NULL)
+        arena->prev->next = arena->next;
+    else
+        h->usable_arenas = arena->next;
+    if (arena->next != NULL)
+        arena->next->prev = arena->prev;
+    arena->next = arena->prev = NULL;
+    arena->in_usable_list = false;
+}
+
+/* Inserts arena where its nfree_pools keeps the list ascending: after the
+ * last arena with as many or fewer free pools. At most one probe per pool
+ * count, usually one. */
+static void arena_list_insert(om_heap *h, omi_arena *arena)
+{
+    uint32_t n = arena->nfree_pools;
+    omi_arena *after = NULL;
+    for (uint32_t k = n + 1; k-- > 0;) {
+        if (h->last_with_nfree[k] != NULL) {
+            after = h->last_with_nfree[k];
+            break;
+        }
+    }
+    arena->prev = after;
+    arena->next = after != NULL ? after->next : h->usable_arenas;
+    if (arena->next != NULL)
+        arena->next->prev = arena;
+    if (after != NULL)
+        after->next = arena;
+    else
+        h->usable_arenas = arena;
+    h->last_with_nfree[n] = arena;
+    arena->in_usable_list = true;
+}
+
+/* ---- Arenas ----------------------------------------------------------------- */
+
+static omi_arena *arena_new(om_heap *h)
+{
+    omi_arena *arena = calloc(1, sizeof *arena);
+    if (arena == NULL)
+        return omi_out_of_memory(sizeof *arena);
+    void *base = omi_os_arena_alloc(&arena->allocator);
+    if (base == NULL) {
+        free(arena);
+        return NULL;
+    }
+    arena->base = (uintptr_t)base;
+    if (omi_addrmap_set(arena->base, OMI_ARENA_SIZE, (uintptr_t)arena | OMI_OWNER_SMALL) != 0) {
+        arena->allocator.free(arena->allocator.ctx, base, OMI_ARENA_SIZE);
+        free(arena);
+        return NULL;
+    }
+    arena->heap = h;
+    arena->nfree_pools = OMI_POOLS_PER_ARENA;
+    arena->all_next = h->all_arenas;
+    if (h->all_arenas != NULL)
+        h->all_arenas->all_prev = arena;
+    h->all_arenas = arena;
+    h->arenas_allocated++;
+    if (++h->arenas_current > h->arenas_highwater)
+        h->arenas_highwater = h->arenas_current;
+    return arena;
+}
+
+static void arena_unmap(om_heap *h, omi_arena *arena)
+{
+    omi_addrmap_clear(arena->base, OMI_ARENA_SIZE);
+    omi_asan_unpoison((void *)arena->base, OMI_ARENA_SIZE);
+    arena->allocator.free(arena->allocator.ctx, (void *)arena->base, OMI_ARENA_SIZE);
+    if (arena->all_prev != NULL)
+        arena->all_prev->all_next = arena->all_next;
+    else
+        h->all_arenas = arena->all_next;
+    if (arena->all_next != NULL)
+        arena->all_next->all_prev = arena->all_prev;
+    h->arenas_freed++;
+    h->arenas_current--;
+    free(arena);
+}
+
+/* A wholly free arena: becomes the spare, or goes back to the OS. */
+static void arena_retire(om_heap *h, omi_arena *arena)
+{
+    if (h->spare == NULL) {
+        h->spare = arena;
+        return;
+    }
+    arena_unmap(h, arena);
+}
+
+/* The arena new pools come from: the fullest usable one, else the spare,
+ * else a new one. NULL with OM_ENOMEM. */
+static omi_arena *arena_for_new_pool(om_heap *h)
+{
+    if (h->usable_arenas != NULL)
+        return h->usable_arenas;
+    omi_arena *arena = h->spare;
+    if (arena != NULL)
+        h->spare = NULL;
+    else if ((arena = arena_new(h)) == NULL)
+        return NULL;
+    arena_list_insert(h, arena);
+    return arena;
+}
+
+/* ---- Pools ------------------------------------------------------------------- */
+
+static void pool_init(omi_pool *pool, omi_arena *arena, size_t class_index)
+{
+    size_t block_size = omi_class_block_size(class_index);
+    pool->freeblock = NULL;
+    pool->next = pool->prev = NULL;
+    pool->arena = arena;
+    pool->used = 0;
+    pool->class_index = (uint16_t)class_index;
+    pool->in_list = 0;
+    pool->next_offset = (uint32_t)OMI_POOL_HEADER_SIZE;
+    pool->max_offset = (uint32_t)(OMI_POOL_SIZE - block_size);
+}
+
+/* Assigns a free pool of the fullest usable arena to class_index and links
+ * it at the head of the class's list. NULL with OM_ENOMEM. */
+static omi_pool *pool_take(om_heap *h, size_t class_index)
+{
+    omi_arena *arena = arena_for_new_pool(h);
+    if (arena == NULL)
+        return NULL;
+    omi_pool *pool = arena->free_pools;
+    if (pool != NULL)
+        arena->free_pools = pool->next;
+    else
+        pool = (omi_pool *)(arena->base + (uintptr_t)arena->untouched_index++ * OMI_POOL_SIZE);
+    /* The head arena has the fewest free pools, so one fewer keeps it first. */
+    arena_list_unlink(h, arena);
+    arena->nfree_pools--;
+    if (arena->nfree_pools > 0)
+        arena_list_insert(h, arena);
+    omi_asan_unpoison(pool, OMI_POOL_HEADER_SIZE);
+    pool_init(pool, arena, class_index);
+    /* Every block starts out inaccessible to the memory checkers. */
+    omi_track_internal_close((char *)pool + OMI_POOL_HEADER_SIZE,
+                             OMI_POOL_SIZE - OMI_POOL_HEADER_SIZE);
+    pool_link_head(h, pool);
+    return pool;
+}
+
+/* Returns an empty pool to its arena, re-sorting or retiring the arena. */
+static void pool_give_back(om_heap *h, omi_pool *pool)
+{
+    omi_arena *arena = pool->arena;
+    if (pool->in_list)
+        pool_unlink(h, pool);
+    pool->class_index = OMI_POOL_UNASSIGNED;
+    pool->next = arena->free_pools;
+    arena->free_pools = pool;
+    if (arena->in_usable_list)
+        arena_list_unlink(h, arena);
+    arena->nfree_pools++;
+    if (arena->nfree_pools == OMI_POOLS_PER_ARENA)
+        arena_retire(h, arena);
+    else
+        arena_list_insert(h, arena);
+}
+
+/* Links never-used blocks from the pool's tail onto its (empty) free list,
+ * up to the end of the page holding the first one. false if none is left. */
+static bool pool_carve(omi_pool *pool)
+{
+    if (pool->next_offset > pool->max_offset)
+        return false;
+    size_t block_size = omi_class_block_size(pool->class_index);
+    size_t start = pool->next_offset;
+    size_t span_end = (start & ~(OMI_CARVE_SPAN - 1)) + OMI_CARVE_SPAN;
+    size_t last = start;
+    while (last + block_size < span_end && last + block_size <= pool->max_offset)
+        last += block_size;
+    char *base = (char *)pool;
+    for (size_t offset = start; offset <= last; offset += block_size) {
+        omi_block *block = (omi_block *)(base + offset);
+        omi_track_internal_open(block, sizeof(omi_block));
+        block->next = offset < last ? (omi_block *)(base + offset + block_size) : NULL;
+        omi_track_internal_close(block, sizeof(omi_block));
+    }
+    pool->freeblock = (omi_block *)(base + start);
+    pool->next_offset = (uint32_t)(last + block_size);
+    return true;
+}
+
+void *omi_pool_malloc_slow(om_heap *h, size_t class_index)
+{
+    for (;;) {
+        omi_pool *pool = h->usable[class_index];
+        if (pool == &omi_pool_sentinel) {
+            pool = pool_take(h, class_index);
+            if (pool == NULL)
+                return omi_out_of_memory(omi_class_block_size(class_index));
+        }
+        if (pool->freeblock != NULL || pool_carve(pool))
+            return omi_pool_malloc(h, omi_class_block_size(class_index));
+        pool_unlink(h, pool);   /* exhausted: full until a block comes back */
+    }
+}
+
+void omi_pool_free_slow(omi_pool *pool, bool was_exhausted)
+{
+    om_heap *h = pool->arena->heap;
+    if (was_exhausted && !pool->in_list)
+        pool_link_head(h, pool);
+    if (pool->used == 0 && (pool->next != NULL || pool->prev != NULL))
+        pool_give_back(h, pool);
+}
+
+/* ---- Whole heaps ------------------------------------------------------------ */
+
+void omi_pool_heap_init(om_heap *h)
+{
+    memset(h, 0, sizeof *h);
+    for (size_t i = 0; i < OMI_CLASS_COUNT; i++)
+        h->usable[i] = &omi_pool_sentinel;
+}
+
+void omi_pool_heap_release_all(om_heap *h)
+{
+    while (h->all_arenas != NULL)
+        arena_unmap(h, h->all_arenas);
+    size_t allocated = h->arenas_allocated, freed = h->arenas_freed;
+    size_t highwater = h->arenas_highwater;
+    omi_pool_heap_init(h);
+    h->arenas_allocated = allocated;
+    h->arenas_freed = freed;
+    h->arenas_highwater = highwater;
+}
+
+size_t omi_pool_heap_trim(om_heap *h)
+{
+    size_t freed_before = h->arenas_freed;
+    for (size_t i = 0; i < OMI_CLASS_COUNT; i++) {
+        omi_pool *pool = h->usable[i];
+        if (pool != &omi_pool_sentinel && pool->used == 0)
+            pool_give_back(h, pool);
+    }
+    if (h->spare != NULL) {
+        omi_arena *spare = h->spare;
+        h->spare = NULL;
+        arena_unmap(h, spare);
+    }
+    return (h->arenas_freed - freed_before) * OMI_ARENA_SIZE;
+}

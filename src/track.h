@@ -1,0 +1,55 @@
+/*
+ * track.h — telling AddressSanitizer and valgrind which bytes of a pool are
+ * live.
+ *
+ * The pools hand out blocks from memory that the tools see as one big
+ * mapping, so without help a use-after-free inside a pool goes unseen. These
+ * macros describe each transition of a block to the tool that is active:
+ *
+ *   omi_track_malloc(p, size)    a block is handed out: addressable, contents
+ *                                undefined (valgrind: MALLOCLIKE_BLOCK)
+ *   omi_track_free(p, size)      a block is given back: no access
+ *   omi_track_internal_open(p, size)   the allocator itself is about to
+ *                                read/write the free-list link of a free block
+ *   omi_track_internal_close(p, size)  …and is done with it
+ *
+ * In a build with neither OM_ASAN nor OM_VALGRIND every macro compiles to
+ * nothing, so the hot paths carry no cost.
+ */
+#ifndef OM_TRACK_H
+#define OM_TRACK_H
+
+#include <stddef.h>
+
+#if defined(OM_ASAN) && OM_ASAN
+#include <sanitizer/asan_interface.h>
+#define omi_asan_poison(p, size) ASAN_POISON_MEMORY_REGION((p), (size))
+#define omi_asan_unpoison(p, size) ASAN_UNPOISON_MEMORY_REGION((p), (size))
+#else
+#define omi_asan_poison(p, size) ((void)(p), (void)(size))
+#define omi_asan_unpoison(p, size) ((void)(p), (void)(size))
+#endif
+
+#if defined(OM_VALGRIND) && OM_VALGRIND
+#include <valgrind/memcheck.h>
+#define omi_vg_malloclike(p, size) VALGRIND_MALLOCLIKE_BLOCK((p), (size), 0, 0)
+#define omi_vg_freelike(p) VALGRIND_FREELIKE_BLOCK((p), 0)
+#define omi_vg_defined(p, size) VALGRIND_MAKE_MEM_DEFINED((p), (size))
+#define omi_vg_noaccess(p, size) VALGRIND_MAKE_MEM_NOACCESS((p), (size))
+#else
+#define omi_vg_malloclike(p, size) ((void)(p), (void)(size))
+#define omi_vg_freelike(p) ((void)(p))
+#define omi_vg_defined(p, size) ((void)(p), (void)(size))
+#define omi_vg_noaccess(p, size) ((void)(p), (void)(size))
+#endif
+
+#define omi_track_malloc(p, size) \
+    do { omi_asan_unpoison((p), (size)); omi_vg_malloclike((p), (size)); } while (0)
+#define omi_track_free(p, size) \
+    do { omi_vg_freelike(p); omi_asan_poison((p), (size)); } while (0)
+#define omi_track_internal_open(p, size) \
+    do { omi_asan_unpoison((p), (size)); omi_vg_defined((p), (size)); } while (0)
+#define omi_track_internal_close(p, size) \
+    do { omi_asan_poison((p), (size)); omi_vg_noaccess((p), (size)); } while (0)
+
+#endif
