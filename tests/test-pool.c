@@ -224,10 +224,11 @@ static void test_boundaries(const test_domain *d)
         CHECK(is_aligned(p));
         size_t usable = om_usable_size(p);
         CHECK(usable >= size);
-        if (size >= 1 && size <= OM_SMALL_SIZE_MAX) {
-            if (usable != class_size(size))
+        if (size <= OM_SMALL_SIZE_MAX) {
+            if (usable != class_size(size ? size : 1))
                 fprintf(stderr, "  domain %s, size %zu:\n", d->name, size);
-            CHECK_EQ_SIZE(usable, class_size(size));
+            /* design-pool.md: a request of 0 bytes gets a 16-byte block. */
+            CHECK_EQ_SIZE(usable, class_size(size ? size : 1));
         }
         /* The whole usable part is writable. */
         fill_pattern(p, usable, (unsigned)i);
@@ -328,10 +329,17 @@ static void test_malloc_zero(const test_domain *d)
     }
     CHECK_EQ_SIZE(nulls, 0);
     CHECK(spans_disjoint(spans, COUNT));
+    size_t misaligned = 0, wrong_usable = 0;
     for (size_t i = 0; i < COUNT; i++) {
-        CHECK(is_aligned(blocks[i]) || blocks[i] == NULL);
-        d->free_fn(blocks[i]);
+        if (!is_aligned(blocks[i]))
+            misaligned++;
+        if (blocks[i] && om_usable_size(blocks[i]) != OM_ALIGNMENT)
+            wrong_usable++;
     }
+    CHECK_EQ_SIZE(misaligned, 0);
+    CHECK_EQ_SIZE(wrong_usable, 0);
+    for (size_t i = 0; i < COUNT; i++)
+        d->free_fn(blocks[i]);
     /* realloc(NULL, 0) is malloc(0). */
     void *p = d->realloc_fn(NULL, 0);
     CHECK(p != NULL);
@@ -419,20 +427,26 @@ static void test_too_large(const test_domain *d)
                                 volatile_size_max - OM_ALIGNMENT, volatile_size_max / 2 + 17};
     for (size_t i = 0; i < sizeof too_large / sizeof too_large[0]; i++) {
         om_clear_error();
+        errno = 0;
         void *p = d->malloc_fn(too_large[i]);
         CHECK(p == NULL);
         CHECK(om_last_error() == OM_ENOMEM);
+        CHECK(errno == ENOMEM);
         d->free_fn(p);
 
         om_clear_error();
+        errno = 0;
         p = d->calloc_fn(1, too_large[i]);
         CHECK(p == NULL);
         CHECK(om_last_error() == OM_ENOMEM);
+        CHECK(errno == ENOMEM);
 
         om_clear_error();
+        errno = 0;
         p = d->realloc_fn(NULL, too_large[i]);
         CHECK(p == NULL);
         CHECK(om_last_error() == OM_ENOMEM);
+        CHECK(errno == ENOMEM);
 
         /* A failed realloc leaves the old block as it was, small or large. */
         static const size_t old_sizes[] = {40, 512, 2000};
@@ -443,9 +457,11 @@ static void test_too_large(const test_domain *d)
                 continue;
             fill_pattern(old, old_sizes[k], 77);
             om_clear_error();
+            errno = 0;
             void *res = d->realloc_fn(old, too_large[i]);
             CHECK(res == NULL);
             CHECK(om_last_error() == OM_ENOMEM);
+            CHECK(errno == ENOMEM);
             CHECK(has_pattern(old, old_sizes[k], 77));
             CHECK(om_usable_size(old) >= old_sizes[k]);
             d->free_fn(res == NULL ? old : res);
@@ -489,6 +505,37 @@ static void test_realloc(const test_domain *d)
         prev = size;
     }
     d->free_fn(p);
+
+    /* api.md: a small block stays in place when the new size fits its class
+     * and uses more than three quarters of it; otherwise it moves. */
+    static const size_t blocks_sizes[] = {16, 64, 256, 512};
+    for (size_t b = 0; b < 4; b++) {
+        size_t bs = blocks_sizes[b];
+        for (size_t size = bs * 3 / 4 + 1; size <= bs; size++) {
+            void *blk = d->malloc_fn(bs);
+            CHECK(blk != NULL);
+            if (!blk)
+                continue;
+            fill_pattern(blk, bs, 5);
+            void *q = d->realloc_fn(blk, size);
+            if (q != blk)
+                fprintf(stderr, "  domain %s realloc %zu -> %zu moved\n", d->name, bs, size);
+            CHECK(q == blk);
+            CHECK(q && has_pattern(q, size, 5));
+            d->free_fn(q ? q : blk);
+        }
+        if (bs > 16) {
+            /* Three quarters or less: the block moves to the smaller class. */
+            void *blk = d->malloc_fn(bs);
+            CHECK(blk != NULL);
+            if (!blk)
+                continue;
+            void *q = d->realloc_fn(blk, bs / 2);
+            CHECK(q != NULL);
+            CHECK_EQ_SIZE(om_usable_size(q), class_size(bs / 2));
+            d->free_fn(q ? q : blk);
+        }
+    }
 
     /* Realloc within the same class keeps the data too. */
     p = d->malloc_fn(20);
@@ -563,6 +610,10 @@ static void test_class_stats(void)
         return;
     om_heap_stats st = get_stats(h);
     check_stats_consistent(&st);
+    /* api.md: a new heap maps no memory until its first allocation. */
+    CHECK_EQ_SIZE(st.arenas_current, 0);
+    CHECK_EQ_SIZE(st.arenas_allocated, 0);
+    CHECK_EQ_SIZE(st.mapped_bytes, 0);
     for (size_t c = 0; c < OM_SMALL_CLASS_COUNT; c++) {
         CHECK_EQ_SIZE(st.classes[c].used_blocks, 0);
         CHECK_EQ_SIZE(st.classes[c].pools, 0);
@@ -657,8 +708,13 @@ static void test_class_stats(void)
         CHECK_EQ_SIZE(st2.classes[c].used_blocks, 0);
     om_mem_free(big);
 
-    /* Trimming leaves a heap with nothing mapped; it still works after. */
-    CHECK(om_heap_trim(h) > 0);
+    /* Trimming leaves a heap with nothing mapped; it still works after.
+     * It returns whole arenas' bytes. */
+    size_t mapped_before = st.mapped_bytes;
+    size_t trimmed = om_heap_trim(h);
+    CHECK(trimmed > 0);
+    CHECK_EQ_SIZE(trimmed % OM_ARENA_SIZE, 0);
+    CHECK_EQ_SIZE(trimmed, mapped_before);
     st = get_stats(h);
     check_stats_consistent(&st);
     CHECK_EQ_SIZE(st.arenas_current, 0);
