@@ -12,6 +12,8 @@
  * Routing of a pointer (free, realloc, usable size): the address map says
  * whether it is in a pool arena, and the pool header says which class and
  * heap; any other pointer belongs to the system allocator (CPython's rule).
+ * realloc keeps the invariant "a block of ≤ 512 bytes lives in a pool": a
+ * system block shrunk that far moves into the pools.
  */
 #include <malloc.h>
 #include <stdlib.h>
@@ -101,18 +103,20 @@ void *omi_heap_realloc(om_heap *h, void *p, size_t size)
         return omi_heap_malloc(h, size);
     if (size > PTRDIFF_MAX)
         return omi_out_of_memory(size);
-    if (omi_addrmap_lookup(p) == 0) {
-        void *moved = realloc(p, size != 0 ? size : 1);
+    bool in_pool = omi_addrmap_lookup(p) != 0;
+    if (!in_pool && size > OM_SMALL_SIZE_MAX) {
+        void *moved = realloc(p, size);
         return moved != NULL ? moved : omi_out_of_memory(size);
     }
-    size_t old_size = omi_pool_usable_size(p);
-    if (heap_small_fits(old_size, size))
+    size_t old_size = in_pool ? omi_pool_usable_size(p) : malloc_usable_size(p);
+    if (in_pool && heap_small_fits(old_size, size))
         return p;
+    /* Between a pool and the system, or between two classes: move. */
     void *moved = omi_heap_malloc(h, size);
     if (moved == NULL)
         return NULL;
     memcpy(moved, p, old_size < size ? old_size : size);
-    omi_pool_free(p);
+    omi_free(p);
     return moved;
 }
 
