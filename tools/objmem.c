@@ -94,7 +94,7 @@ static const char *fmt_bytes(size_t n)
     char *out = fmt_slot();
     double v = (double)n;
     if (n < 1024)
-        snprintf(out, FMT_CAP, "%zu B", n);
+        snprintf(out, FMT_CAP, "%s B", fmt_count(n));
     else if (n < ((size_t)1 << 20))
         snprintf(out, FMT_CAP, "%.1f KiB", v / 1024.0);
     else if (n < ((size_t)1 << 30))
@@ -238,8 +238,9 @@ static void print_heap_summary(const om_heap_stats *s, size_t rss, size_t rss_st
     printf("  %-22s %12s   (%s each)\n", "pools used", fmt_count(s->pools_used),
            fmt_bytes(s->pool_size));
     printf("  %-22s %12s\n", "pools free in arenas", fmt_count(s->pools_free));
-    printf("  %-22s %12s   (%s each; high-water %s, mapped so far %s, unmapped %s)\n",
-           "arenas now", fmt_count(s->arenas_current), fmt_bytes(s->arena_size),
+    printf("  %-22s %12s   (%s each)\n", "arenas now", fmt_count(s->arenas_current),
+           fmt_bytes(s->arena_size));
+    printf("  %-22s %12s   (mapped so far %s, unmapped %s)\n", "arenas high-water",
            fmt_count(s->arenas_highwater), fmt_count(s->arenas_allocated),
            fmt_count(s->arenas_freed));
     printf("  %-22s %12s\n", "mapped", fmt_bytes(s->mapped_bytes));
@@ -254,7 +255,7 @@ static void print_heap_summary(const om_heap_stats *s, size_t rss, size_t rss_st
 static void print_class_table(const om_heap_stats *s)
 {
     enum { HALF = OM_SMALL_CLASS_COUNT / 2 };
-    printf("\n  pools per size class (used = blocks handed out, free = blocks left in those pools)\n");
+    printf("\n  pools per size class; blocks used (handed out) and free (left in those pools)\n");
     for (int side = 0; side < 2; side++)
         printf("%s%s%7s %6s %9s %7s", side ? "   |" : "", dim(), "class", "pools", "used", "free");
     printf("%s\n", plain());
@@ -296,8 +297,9 @@ static int step_fill(demo_state *st)
     om_heap_stats s;
     if (heap_stats(st->heap, &s) != 0)
         return -1;
-    printf("  h = om_heap_new(); then %s x om_heap_malloc(h, %d..%d B), sizes from xorshift\n",
-           fmt_count(st->block_count), DEMO_MIN_SIZE, DEMO_MAX_SIZE);
+    printf("  h = om_heap_new(), then %s x om_heap_malloc(h, %d..%d B),\n"
+           "  sizes from xorshift64 (seed %#" PRIx64 ")\n",
+           fmt_count(st->block_count), DEMO_MIN_SIZE, DEMO_MAX_SIZE, st->seed);
     printf("  took %.1f ms: %.0f ns per block, first-touch page faults included\n\n",
            (double)elapsed / 1e6, (double)elapsed / (double)st->block_count);
     printf("  %-22s %12s   (%s blocks, %s on average)\n", "requested", fmt_bytes(requested),
@@ -506,14 +508,13 @@ static int step_address_map(demo_state *st)
         printf("  om_usable_size(p) asks the address map (a radix tree over the address\n"
                "  space) whether p lies in one of objmem's arenas:\n\n");
         printf("%s  %-24s %10s   %s%s\n", dim(), "p from", "usable", "why", plain());
-        snprintf(why, sizeof why, "small block: the %s size class", fmt_bytes(class_of(20)));
+        snprintf(why, sizeof why, "small: the %s size class", fmt_bytes(class_of(20)));
         print_usable("om_obj_malloc(20)", small, why);
-        snprintf(why, sizeof why, "small block of private heap h: the %s class",
-                 fmt_bytes(class_of(100)));
+        snprintf(why, sizeof why, "small, heap h: the %s class", fmt_bytes(class_of(100)));
         print_usable("om_heap_malloc(h, 100)", priv, why);
-        snprintf(why, sizeof why, "above %d B: the system allocator", OM_SMALL_SIZE_MAX);
+        snprintf(why, sizeof why, "above %d B: system allocator", OM_SMALL_SIZE_MAX);
         print_usable("om_mem_malloc(1000)", big, why);
-        snprintf(why, sizeof why, "not in an arena: asked the system (malloc_usable_size: %s)",
+        snprintf(why, sizeof why, "not objmem's: the system says %s",
                  fmt_bytes(malloc_usable_size(sys)));
         print_usable("malloc(100)", sys, why);
         print_usable("NULL", NULL, "by definition");
@@ -547,7 +548,8 @@ static const char *error_name(om_error code)
 static int print_error_row(const char *call, const char *result, om_error want)
 {
     om_error got = om_last_error();
-    printf("  %-32s %-7s %-10s %s\n", call, result, error_name(got), om_last_error_message());
+    printf("  %-32s %-7s %s\n", call, result, error_name(got));
+    printf("  %s  \"%s\"%s\n", dim(), om_last_error_message(), plain());
     if (got != want)
         return fail("%s recorded %s; the contract says %s", call, error_name(got), error_name(want));
     return 0;
@@ -562,7 +564,8 @@ static int step_errors(demo_state *st)
     volatile size_t huge = SIZE_MAX, half = SIZE_MAX / 2;
     int rc = 0;
 
-    printf("%s  %-32s %-7s %-10s %s%s\n", dim(), "call", "returns", "error", "message", plain());
+    printf("%s  %-32s %-7s %s%s\n", dim(), "call", "returns", "om_last_error() and message",
+           plain());
     om_clear_error();
     void *p = om_obj_malloc(huge);
     if (p != NULL) {
