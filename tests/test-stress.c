@@ -9,6 +9,11 @@
  * realloc, so that two blocks that overlap, a block handed out twice, or a
  * free list written into a live block show up as a pattern mismatch.
  *
+ * The model knows the block size of each block: a new block of n <= 512
+ * bytes gets exactly its class; a realloc keeps a small block in place when
+ * the new size fits it and uses more than three quarters of it (api.md),
+ * and otherwise gives the new size's class.
+ *
  * The active part of the table changes size in phases, so that pools and
  * arenas fill, empty and get released along the way. At each phase boundary
  * the default heap's per-class used_blocks must equal the model's count; at
@@ -25,7 +30,7 @@
 #include "check.h"
 #include "objmem.h"
 
-#define MAX_SLOTS 100000
+#define MAX_SLOTS 300000
 #define MAX_SIZE 600
 #define REPORT_LIMIT 10
 
@@ -33,6 +38,7 @@ typedef struct slot {
     unsigned char *ptr; /* NULL when empty */
     uint32_t size;      /* bytes requested */
     uint32_t gen;       /* generation that wrote the pattern */
+    uint16_t block;     /* pool block size (16..512), 0 for a system block */
     uint8_t domain;     /* 0 = mem, 1 = obj */
 } slot;
 
@@ -149,18 +155,27 @@ static size_t random_size(void)
     return OM_SMALL_SIZE_MAX + 1 + (size_t)(r % (MAX_SIZE - OM_SMALL_SIZE_MAX));
 }
 
-static void check_new_block(size_t index, const unsigned char *p, size_t size)
+static size_t class_size(size_t size)
+{
+    return size ? (size + OM_ALIGNMENT - 1) / OM_ALIGNMENT * OM_ALIGNMENT : OM_ALIGNMENT;
+}
+
+/* Checks a block that the slot is about to hold and returns its pool block
+ * size (0 for a system block). `expect_block` is the block size the model
+ * predicts for a small request. */
+static uint16_t check_new_block(size_t index, const unsigned char *p, size_t size,
+                                size_t expect_block)
 {
     if (((uintptr_t)p & (OM_ALIGNMENT - 1)) != 0) {
         bad_blocks++;
         report("misaligned block", index, (size_t)(uintptr_t)p);
     }
     size_t usable = om_usable_size(p);
-    size_t cls = size ? (size + OM_ALIGNMENT - 1) / OM_ALIGNMENT * OM_ALIGNMENT : OM_ALIGNMENT;
-    if (usable < size || (size <= OM_SMALL_SIZE_MAX && usable != cls)) {
+    if (usable < size || (size <= OM_SMALL_SIZE_MAX && usable != expect_block)) {
         bad_blocks++;
         report("wrong usable size", index, usable);
     }
+    return size <= OM_SMALL_SIZE_MAX ? (uint16_t)expect_block : 0;
 }
 
 static void do_alloc(size_t index)
@@ -189,7 +204,7 @@ static void do_alloc(size_t index)
         report("allocation failed", index, size);
         return;
     }
-    check_new_block(index, p, size);
+    s->block = check_new_block(index, p, size, class_size(size));
     s->ptr = p;
     s->size = (uint32_t)size;
     s->domain = domain;
@@ -216,7 +231,8 @@ static void do_realloc(size_t index)
     if (size == 0)
         size = 1 + (size_t)(rng_next() % 8);
     verify_slot(index, s->size);
-    unsigned char *p = s->domain ? om_obj_realloc(s->ptr, size) : om_mem_realloc(s->ptr, size);
+    unsigned char *old = s->ptr;
+    unsigned char *p = s->domain ? om_obj_realloc(old, size) : om_mem_realloc(old, size);
     if (!p) {
         alloc_failures++;
         report("realloc failed", index, size);
@@ -225,7 +241,15 @@ static void do_realloc(size_t index)
     s->ptr = p;
     size_t keep = s->size < size ? s->size : size;
     verify_slot(index, keep);
-    check_new_block(index, p, size);
+    size_t expect = class_size(size);
+    if (s->block && size <= s->block && 4 * size > 3 * (size_t)s->block) {
+        expect = s->block;
+        if (p != old) {
+            bad_blocks++;
+            report("realloc moved a block that fits in place", index, size);
+        }
+    }
+    s->block = check_new_block(index, p, size, expect);
     s->size = (uint32_t)size;
     s->gen = ++generation;
     fill_pattern(p, size, block_seed(index, s->gen));
@@ -240,11 +264,10 @@ static void check_against_stats(void)
     for (size_t i = 0; i < MAX_SLOTS; i++) {
         if (!slots[i].ptr)
             continue;
-        size_t size = slots[i].size;
-        if (size == 0)
+        if (slots[i].size == 0)
             zero++;
-        if (size <= OM_SMALL_SIZE_MAX)
-            expect[size ? (size - 1) / OM_ALIGNMENT : 0]++;
+        if (slots[i].block)
+            expect[slots[i].block / OM_ALIGNMENT - 1]++;
     }
     om_heap_stats st;
     CHECK(om_heap_get_stats(NULL, &st) == 0);
@@ -275,7 +298,7 @@ int main(int argc, char **argv)
     om_heap_stats st0;
     CHECK(om_heap_get_stats(NULL, &st0) == 0);
 
-    static const size_t limits[] = {16, 300, 5000, 30000, MAX_SLOTS};
+    static const size_t limits[] = {1, 16, 300, 5000, 30000, MAX_SLOTS, MAX_SLOTS};
     size_t limit = MAX_SLOTS;
     unsigned long long phase_len = ops / 24 ? ops / 24 : 1;
     size_t peak_arenas = 0, frees_between = 0;
