@@ -97,7 +97,8 @@ OM_API void om_clear_error(void);
  *    heap. When a pool empties it goes back to its arena, except that each
  *    size class keeps its last pool warm, so that an allocate/free pair does
  *    not flip a pool between empty and used; a wholly free arena is unmapped
- *    at once, except one spare per heap (om_heap_trim releases both);
+ *    at once, except one spare per heap, and an arena that only warm pools
+ *    hold is kept once per heap (om_heap_trim releases all of these);
  *  - realloc to at most OM_SMALL_SIZE_MAX bytes always yields a pool block
  *    (a system block shrunk that far moves into the pools); larger blocks come from the system allocator, and a pointer that
  *    is not inside an objmem arena is passed to the system free/realloc

@@ -12,9 +12,6 @@
  * default allocator", and if so runs the inline pool fast path directly; only
  * a replaced allocator costs an indirect call. The flag and the table change
  * together in om_set_allocator.
- *
- * At load time, OBJMEM_MALLOCSTATS=1 arranges for the default heap's tables
- * to be printed to stderr at exit.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +34,7 @@ static void *raw_calloc(void *ctx, size_t count, size_t size)
     (void)ctx;
     size_t total;
     if (!omi_mul_size(count, size, &total))
-        return omi_out_of_memory(SIZE_MAX);
+        return omi_calloc_overflow(count, size);
     void *p = calloc(total != 0 ? total : 1, 1);
     return p != NULL ? p : omi_out_of_memory(total);
 }
@@ -189,12 +186,3 @@ void om_raw_free(void *ptr)
 
 DEFINE_HEAP_DOMAIN(om_mem, OM_DOMAIN_MEM)
 DEFINE_HEAP_DOMAIN(om_obj, OM_DOMAIN_OBJ)
-
-/* ---- Environment ------------------------------------------------------------ */
-
-__attribute__((constructor)) static void domain_read_environment(void)
-{
-    const char *stats = getenv("OBJMEM_MALLOCSTATS");
-    if (stats != NULL && strcmp(stats, "1") == 0)
-        atexit(omi_stats_print_at_exit);
-}

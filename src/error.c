@@ -53,6 +53,14 @@ void *omi_out_of_memory(size_t size)
     return NULL;
 }
 
+void *omi_calloc_overflow(size_t count, size_t size)
+{
+    errno = ENOMEM;
+    omi_set_error(OM_ENOMEM, "calloc: %zu elements of %zu bytes overflow the address space",
+                  count, size);
+    return NULL;
+}
+
 om_error om_last_error(void)
 {
     return thread_error.code;

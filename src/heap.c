@@ -12,6 +12,10 @@
  * Routing of a pointer (free, realloc, usable size): the address map says
  * whether it is in a pool arena, and the pool header says which class and
  * heap; any other pointer belongs to the system allocator (CPython's rule).
+ * At load time, OBJMEM_MALLOCSTATS=1 arranges for the default heap's tables
+ * to be printed to stderr at exit (here, because every program that
+ * allocates links this file).
+ *
  * realloc keeps the invariant "a block of ≤ 512 bytes lives in a pool": a
  * system block shrunk that far moves into the pools.
  */
@@ -83,7 +87,7 @@ void *omi_heap_calloc(om_heap *h, size_t count, size_t size)
 {
     size_t total;
     if (!omi_mul_size(count, size, &total))
-        return omi_out_of_memory(SIZE_MAX);
+        return omi_calloc_overflow(count, size);
     void *p = omi_heap_malloc(h, total);
     if (p != NULL)
         memset(p, 0, total);
@@ -147,4 +151,11 @@ size_t om_usable_size(const void *ptr)
     if (omi_addrmap_lookup(ptr) != 0)
         return omi_pool_usable_size(ptr);
     return malloc_usable_size((void *)ptr);
+}
+
+__attribute__((constructor)) static void heap_read_environment(void)
+{
+    const char *stats = getenv("OBJMEM_MALLOCSTATS");
+    if (stats != NULL && strcmp(stats, "1") == 0)
+        atexit(omi_stats_print_at_exit);
 }

@@ -37,6 +37,8 @@ OMI_HIDDEN void omi_set_error(om_error code, const char *fmt, ...) OMI_PRINTF(2,
 OMI_HIDDEN _Noreturn void omi_fatal(const char *fmt, ...) OMI_PRINTF(1, 2) OMI_COLD;
 /* Sets OM_ENOMEM and errno = ENOMEM for a request of `size` bytes; NULL. */
 OMI_HIDDEN void *omi_out_of_memory(size_t size) OMI_COLD;
+/* Sets OM_ENOMEM and errno = ENOMEM for a count * size that overflows; NULL. */
+OMI_HIDDEN void *omi_calloc_overflow(size_t count, size_t size) OMI_COLD;
 
 /* count * size, or false when it overflows or exceeds PTRDIFF_MAX. */
 static inline bool omi_mul_size(size_t count, size_t size, size_t *total)
@@ -160,8 +162,11 @@ static inline void omi_pool_free(void *p)
     if (omi_likely(old_head != NULL)) {
         if (omi_likely(used != 0))
             return;
-        if (pool->next == NULL && pool->prev == NULL)
-            return;          /* the class's only usable pool: keep it warm */
+        /* The class's only usable pool stays warm, unless it alone holds
+         * its arena: then the slow path decides. */
+        if (pool->next == NULL && pool->prev == NULL &&
+            pool->arena->nfree_pools != OMI_POOLS_PER_ARENA - 1)
+            return;
     }
     omi_pool_free_slow(pool, old_head == NULL);
 }

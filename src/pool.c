@@ -35,6 +35,12 @@
  *                              then it stays warm, so that a loop of
  *                              allocate/free pairs never flips it)
  *
+ * Warm pools could pin whole arenas: after a program frees everything, each
+ * class's last pool may sit alone in its own arena. So an arena held only
+ * by warm pools is allowed once per heap (`warm_arena`); in any other such
+ * arena the warm pools go back and the arena retires. With the spare, a heap
+ * that has freed everything keeps at most two arenas mapped.
+ *
  * Arenas: each arena descriptor (kept outside the arena) counts its free
  * pools: emptied ones on a list, plus the never-used tail. Arenas with a free
  * pool sit on the heap's usable-arena list sorted by that count, fewest
@@ -159,6 +165,8 @@ static omi_arena *arena_new(om_heap *h)
 
 static void arena_unmap(om_heap *h, omi_arena *arena)
 {
+    if (h->warm_arena == arena)
+        h->warm_arena = NULL;
     omi_addrmap_clear(arena->base, OMI_ARENA_SIZE);
     omi_asan_unpoison((void *)arena->base, OMI_ARENA_SIZE);
     arena->allocator.free(arena->allocator.ctx, (void *)arena->base, OMI_ARENA_SIZE);
@@ -239,8 +247,9 @@ static omi_pool *pool_take(om_heap *h, size_t class_index)
     return pool;
 }
 
-/* Returns an empty pool to its arena, re-sorting or retiring the arena. */
-static void pool_give_back(om_heap *h, omi_pool *pool)
+/* Returns an empty pool to its arena, re-sorting or retiring the arena.
+ * true if the arena retired (its descriptor may be gone). */
+static bool pool_give_back(om_heap *h, omi_pool *pool)
 {
     omi_arena *arena = pool->arena;
     if (pool->in_list)
@@ -251,10 +260,55 @@ static void pool_give_back(om_heap *h, omi_pool *pool)
     if (arena->in_usable_list)
         arena_list_unlink(h, arena);
     arena->nfree_pools++;
-    if (arena->nfree_pools == OMI_POOLS_PER_ARENA)
+    if (arena->nfree_pools == OMI_POOLS_PER_ARENA) {
         arena_retire(h, arena);
-    else
-        arena_list_insert(h, arena);
+        return true;
+    }
+    arena_list_insert(h, arena);
+    return false;
+}
+
+/* ---- Warm pools ----------------------------------------------------------- */
+
+static bool pool_is_warm_in(const omi_pool *pool, const omi_arena *arena)
+{
+    return pool != &omi_pool_sentinel && pool->arena == arena && pool->used == 0;
+}
+
+/* true if every assigned pool of arena is an empty class head of h. O(32). */
+static bool arena_held_only_by_warm_pools(const om_heap *h, const omi_arena *arena)
+{
+    uint32_t assigned = (uint32_t)OMI_POOLS_PER_ARENA - arena->nfree_pools;
+    if (assigned > OMI_CLASS_COUNT)
+        return false;
+    uint32_t warm = 0;
+    for (size_t c = 0; c < OMI_CLASS_COUNT; c++)
+        warm += pool_is_warm_in(h->usable[c], arena);
+    return warm == assigned;
+}
+
+/* Called when arena may be held only by warm pools: the heap keeps one such
+ * arena; any other gives its warm pools back and retires. */
+static void arena_settle_warm(om_heap *h, omi_arena *arena)
+{
+    if (h->warm_arena == arena || !arena_held_only_by_warm_pools(h, arena))
+        return;
+    if (h->warm_arena == NULL || !arena_held_only_by_warm_pools(h, h->warm_arena)) {
+        h->warm_arena = arena;
+        return;
+    }
+    for (size_t c = 0; c < OMI_CLASS_COUNT; c++) {
+        if (pool_is_warm_in(h->usable[c], arena) && pool_give_back(h, h->usable[c]))
+            return;  /* the arena retired with its last pool */
+    }
+}
+
+/* An empty pool that is not its class's only usable pool goes back. */
+static void pool_release_empty(om_heap *h, omi_pool *pool)
+{
+    omi_arena *arena = pool->arena;
+    if (!pool_give_back(h, pool))
+        arena_settle_warm(h, arena);
 }
 
 /* Links never-used blocks from the pool's tail onto its (empty) free list,
@@ -299,10 +353,18 @@ void *omi_pool_malloc_slow(om_heap *h, size_t class_index)
 void omi_pool_free_slow(omi_pool *pool, bool was_exhausted)
 {
     om_heap *h = pool->arena->heap;
-    if (was_exhausted && !pool->in_list)
+    if (was_exhausted && !pool->in_list) {
         pool_link_head(h, pool);
-    if (pool->used == 0 && (pool->next != NULL || pool->prev != NULL))
-        pool_give_back(h, pool);
+        /* The old head may be an empty warm pool: no longer the only one. */
+        if (pool->next != NULL && pool->next->used == 0)
+            pool_release_empty(h, pool->next);
+    }
+    if (pool->used != 0)
+        return;
+    if (pool->next != NULL || pool->prev != NULL)
+        pool_release_empty(h, pool);
+    else
+        arena_settle_warm(h, pool->arena);
 }
 
 /* ---- Whole heaps ------------------------------------------------------------ */
@@ -334,6 +396,7 @@ size_t omi_pool_heap_trim(om_heap *h)
         if (pool != &omi_pool_sentinel && pool->used == 0)
             pool_give_back(h, pool);
     }
+    h->warm_arena = NULL;
     if (h->spare != NULL) {
         omi_arena *spare = h->spare;
         h->spare = NULL;

@@ -114,6 +114,8 @@ struct om_heap {
                                             having exactly n free pools */
     omi_arena *all_arenas;               /* every arena, spare included */
     omi_arena *spare;                    /* one wholly free arena, or NULL */
+    omi_arena *warm_arena;               /* the one arena allowed to be held
+                                            only by warm pools, or NULL */
     size_t arenas_allocated;             /* counters since creation */
     size_t arenas_freed;
     size_t arenas_current;
