@@ -21,7 +21,7 @@
  * with LD_PRELOAD set to the peer's library (or removed for the others). The
  * child checks that `malloc` really resolves to the library it was promised,
  * runs the workload once and writes one line on its stdout:
- *   ok <ops> <elapsed_ns> <peak_kb> <after_kb> <base_kb> <retained_kb>
+ *   ok <ops> <elapsed_ns> <cpu_ns> <peak_kb> <after_kb> <base_kb> <retained_kb>
  * A fresh process per measurement means no allocator inherits another's
  * heap, page cache of freed memory or RSS high-water mark. Runs are
  * interleaved (workload → run → allocator) so that drift on a noisy machine
@@ -113,7 +113,9 @@ typedef struct bench_params {
 /* What one child measures in one run. */
 typedef struct bench_result {
     uint64_t ops;           /* operations timed (see each workload) */
-    uint64_t elapsed_ns;    /* time for those operations */
+    uint64_t elapsed_ns;    /* wall time (CLOCK_MONOTONIC) for those operations */
+    uint64_t cpu_ns;        /* CPU time of the process (user + kernel, so page
+                               faults count) over the same intervals */
     uint64_t peak_kb;       /* VmHWM after the workload, KiB */
     uint64_t after_kb;      /* (c) RSS after every free, KiB */
     uint64_t base_kb;       /* (c) RSS before the first allocation, KiB */
@@ -140,11 +142,36 @@ static inline uint64_t rng_next(uint64_t *state)
     return x;
 }
 
-static inline uint64_t now_ns(void)
+static inline uint64_t clock_ns(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A timed interval starts here. Wall time is what the tables report; the
+ * process CPU time beside it shows whether the child was preempted (on a busy
+ * machine wall time grows, CPU time much less). */
+typedef struct bench_clock {
+    uint64_t wall_ns;
+    uint64_t cpu_ns;
+} bench_clock;
+
+static inline bench_clock clock_start(void)
+{
+    bench_clock c;
+    c.cpu_ns = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+    c.wall_ns = clock_ns(CLOCK_MONOTONIC);
+    return c;
+}
+
+/* Add the interval since `start` to the result's times. */
+static inline void clock_stop(bench_clock start, bench_result *res)
+{
+    uint64_t wall = clock_ns(CLOCK_MONOTONIC);
+    uint64_t cpu = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+    res->elapsed_ns += wall - start.wall_ns;
+    res->cpu_ns += cpu - start.cpu_ns;
 }
 
 /* Write the block's first byte and let its address escape, so that the
@@ -398,8 +425,9 @@ static int child_main(const char *alloc_name, const char *wl_name, bool quick)
     memset(&res, 0, sizeof res);
     fn(&bp, &res);
     res.peak_kb = rss_peak_kb();
-    printf("ok %llu %llu %llu %llu %llu %llu\n",
+    printf("ok %llu %llu %llu %llu %llu %llu %llu\n",
            (unsigned long long)res.ops, (unsigned long long)res.elapsed_ns,
+           (unsigned long long)res.cpu_ns,
            (unsigned long long)res.peak_kb, (unsigned long long)res.after_kb,
            (unsigned long long)res.base_kb,
            (unsigned long long)res.retained_kb);
@@ -529,7 +557,8 @@ typedef struct alloc_state {
 typedef struct cell {
     int ok_runs;                        /* runs that succeeded */
     int failed_runs;                    /* runs whose child failed */
-    double ns_per_op[MAX_RUNS];
+    double ns_per_op[MAX_RUNS];         /* wall time */
+    double cpu_ns_per_op[MAX_RUNS];     /* process CPU time */
     double peak_mb[MAX_RUNS];
     double after_mb[MAX_RUNS];
     double after_pct[MAX_RUNS];         /* after / peak */
@@ -624,19 +653,20 @@ static bool run_child(const char *self, const alloc_desc *a,
                     a->name, w->name, WEXITSTATUS(status));
         return false;
     }
-    unsigned long long v[6];
-    if (sscanf(buf, "ok %llu %llu %llu %llu %llu %llu",
-               &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) != 6 || v[0] == 0) {
+    unsigned long long v[7];
+    if (sscanf(buf, "ok %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
+               &v[2], &v[3], &v[4], &v[5], &v[6]) != 7 || v[0] == 0) {
         fprintf(stderr, "alloc_bench: %s/%s child gave no result\n",
                 a->name, w->name);
         return false;
     }
     res->ops = v[0];
     res->elapsed_ns = v[1];
-    res->peak_kb = v[2];
-    res->after_kb = v[3];
-    res->base_kb = v[4];
-    res->retained_kb = v[5];
+    res->cpu_ns = v[2];
+    res->peak_kb = v[3];
+    res->after_kb = v[4];
+    res->base_kb = v[5];
+    res->retained_kb = v[6];
     return true;
 }
 
@@ -859,9 +889,12 @@ static void print_json(const report *r)
             printf(", \"ns_per_op\": %.3f", ns);
             if (om_ns > 0.0)
                 printf(", \"ratio_to_objmem\": %.3f", ns / om_ns);
+            printf(", \"cpu_ns_per_op\": %.3f", median(c->cpu_ns_per_op, n));
             printf(", \"peak_rss_mb\": %.1f", median(c->peak_mb, n));
             printf(", \"runs_ns_per_op\": ");
             json_array(c->ns_per_op, n, "%.3f");
+            printf(", \"runs_cpu_ns_per_op\": ");
+            json_array(c->cpu_ns_per_op, n, "%.3f");
             printf(", \"runs_peak_rss_mb\": ");
             json_array(c->peak_mb, n, "%.1f");
             if (wl == WL_BULK) {
@@ -921,6 +954,18 @@ static void print_header(const report *r)
     printf("\n");
 }
 
+/* "| workload | a | b |" and its separator line. */
+static void print_header_row(const int *cols, int ncols)
+{
+    printf("| workload |");
+    for (int i = 0; i < ncols; i++)
+        printf(" %s |", allocs[cols[i]].name);
+    printf("\n|---|");
+    for (int i = 0; i < ncols; i++)
+        printf("---:|");
+    printf("\n");
+}
+
 static void print_tables(const report *r)
 {
     char title[128];
@@ -964,14 +1009,55 @@ static void print_tables(const report *r)
         printf("\n");
     }
 
+    printf("\n### Spread of the runs: fastest - slowest ns/op (wall)\n\n");
+    print_header_row(cols, ncols);
+    for (int wl = 0; wl < WL_COUNT; wl++) {
+        if (!r->wl_selected[wl])
+            continue;
+        printf("| %s (%s) |", workloads[wl].name, workloads[wl].alias);
+        for (int i = 0; i < ncols; i++) {
+            const cell *c = &r->cells[wl][cols[i]];
+            if (c->ok_runs == 0) {
+                printf(" failed |");
+                continue;
+            }
+            double lo = c->ns_per_op[0], hi = c->ns_per_op[0];
+            for (int k = 1; k < c->ok_runs; k++) {
+                lo = c->ns_per_op[k] < lo ? c->ns_per_op[k] : lo;
+                hi = c->ns_per_op[k] > hi ? c->ns_per_op[k] : hi;
+            }
+            printf(" %.2f - %.2f |", lo, hi);
+        }
+        printf("\n");
+    }
+
+    printf("\n### CPU time of the process, ns/op (median; user + kernel; "
+           "ratio = allocator / objmem)\n\n");
+    print_header_row(cols, ncols);
+    for (int wl = 0; wl < WL_COUNT; wl++) {
+        if (!r->wl_selected[wl])
+            continue;
+        printf("| %s (%s) |", workloads[wl].name, workloads[wl].alias);
+        const cell *om = &r->cells[wl][AL_OBJMEM];
+        double om_cpu = cell_has(r, wl, AL_OBJMEM)
+                            ? median(om->cpu_ns_per_op, om->ok_runs) : 0.0;
+        for (int i = 0; i < ncols; i++) {
+            const cell *c = &r->cells[wl][cols[i]];
+            if (c->ok_runs == 0) {
+                printf(" failed |");
+                continue;
+            }
+            double ns = median(c->cpu_ns_per_op, c->ok_runs);
+            if (om_cpu > 0.0)
+                printf(" %.2f (%.2f) |", ns, ns / om_cpu);
+            else
+                printf(" %.2f (-) |", ns);
+        }
+        printf("\n");
+    }
+
     printf("\n### Peak RSS of the child process, MB (median)\n\n");
-    printf("| workload |");
-    for (int i = 0; i < ncols; i++)
-        printf(" %s |", allocs[cols[i]].name);
-    printf("\n|---|");
-    for (int i = 0; i < ncols; i++)
-        printf("---:|");
-    printf("\n");
+    print_header_row(cols, ncols);
     for (int wl = 0; wl < WL_COUNT; wl++) {
         if (!r->wl_selected[wl])
             continue;
@@ -1204,6 +1290,7 @@ int main(int argc, char **argv)
                 }
                 int k = c->ok_runs++;
                 c->ns_per_op[k] = (double)res.elapsed_ns / (double)res.ops;
+                c->cpu_ns_per_op[k] = (double)res.cpu_ns / (double)res.ops;
                 c->peak_mb[k] = (double)res.peak_kb / 1024.0;
                 c->after_mb[k] = (double)res.after_kb / 1024.0;
                 c->after_pct[k] = res.peak_kb > 0
@@ -1212,9 +1299,10 @@ int main(int argc, char **argv)
                     ? 100.0 * (double)res.retained_kb
                           / (double)(res.peak_kb - res.base_kb)
                     : 0.0;
-                fprintf(stderr, "  %-5s run %d/%d  %-8s %9.2f ns/op  peak %8.1f MB\n",
+                fprintf(stderr, "  %-5s run %d/%d  %-8s %9.2f ns/op  (cpu %9.2f)"
+                        "  peak %8.1f MB\n",
                         workloads[wl].name, run + 1, runs, allocs[al].name,
-                        c->ns_per_op[k], c->peak_mb[k]);
+                        c->ns_per_op[k], c->cpu_ns_per_op[k], c->peak_mb[k]);
             }
         }
     }

@@ -17,7 +17,8 @@
  * them again.
  *
  * It relies on these helpers from alloc_bench.c, shared by every family:
- *   bench_params, bench_result, tree_node, BENCH_SEED, rng_next(), now_ns(),
+ *   bench_params, bench_result, tree_node, BENCH_SEED, rng_next(),
+ *   clock_start(), clock_stop(),
  *   touch_block(), bench_oom(), bench_map(), bench_unmap(), rss_now_kb(),
  *   tree_check(). The child reads the peak RSS (VmHWM) after the workload.
  *
@@ -37,7 +38,7 @@ static void WL_FN(wl_pairs)(const bench_params *bp, bench_result *res)
 {
     uint64_t s = BENCH_SEED;
     uint64_t n = bp->pairs;
-    uint64_t t0 = now_ns();
+    bench_clock t0 = clock_start();
     for (uint64_t i = 0; i < n; i++) {
         uint64_t r = rng_next(&s);
         size_t size = 8 + (size_t)(r % 505);
@@ -47,7 +48,7 @@ static void WL_FN(wl_pairs)(const bench_params *bp, bench_result *res)
         touch_block(p, r);
         WL_FREE(p);
     }
-    res->elapsed_ns = now_ns() - t0;
+    clock_stop(t0, res);
     res->ops = n;
 }
 
@@ -69,7 +70,7 @@ static void WL_FN(wl_churn)(const bench_params *bp, bench_result *res)
         slot[i] = p;
     }
     uint64_t n = bp->churn_steps;
-    uint64_t t0 = now_ns();
+    bench_clock t0 = clock_start();
     for (uint64_t i = 0; i < n; i++) {
         size_t k = (size_t)(rng_next(&s) % live);
         uint64_t r = rng_next(&s);
@@ -81,7 +82,7 @@ static void WL_FN(wl_churn)(const bench_params *bp, bench_result *res)
         touch_block(p, r);
         slot[k] = p;
     }
-    res->elapsed_ns = now_ns() - t0;
+    clock_stop(t0, res);
     res->ops = n;
     for (size_t i = 0; i < live; i++)
         WL_FREE(slot[i]);
@@ -106,7 +107,7 @@ static void WL_FN(wl_bulk)(const bench_params *bp, bench_result *res)
     memset(ptr, 0, bytes);
     uint64_t base_kb = rss_now_kb();
 
-    uint64_t t0 = now_ns();
+    bench_clock t0 = clock_start();
     for (size_t i = 0; i < n; i++) {
         uint64_t r = rng_next(&s);
         size_t size = 16 + (size_t)(r % 113);
@@ -116,7 +117,7 @@ static void WL_FN(wl_bulk)(const bench_params *bp, bench_result *res)
         touch_block(p, r);
         ptr[i] = p;
     }
-    uint64_t t_alloc = now_ns() - t0;
+    clock_stop(t0, res);
 
     for (size_t i = n - 1; i > 0; i--) {
         size_t j = (size_t)(rng_next(&s) % (i + 1));
@@ -125,17 +126,16 @@ static void WL_FN(wl_bulk)(const bench_params *bp, bench_result *res)
         ptr[j] = tmp;
     }
 
-    uint64_t t1 = now_ns();
+    bench_clock t1 = clock_start();
     for (size_t i = 0; i < n; i++)
         WL_FREE(ptr[i]);
-    uint64_t t_free = now_ns() - t1;
+    clock_stop(t1, res);
 
     uint64_t after_mapped_kb = rss_now_kb();
     bench_unmap(ptr, bytes);
     res->after_kb = rss_now_kb();
     res->base_kb = base_kb;
     res->retained_kb = after_mapped_kb > base_kb ? after_mapped_kb - base_kb : 0;
-    res->elapsed_ns = t_alloc + t_free;
     res->ops = n;
 }
 
@@ -176,7 +176,7 @@ static void WL_FN(wl_trees)(const bench_params *bp, bench_result *res)
     const int min_depth = 4;
     int max_depth = bp->tree_depth;
     uint64_t nodes = 0;
-    uint64_t t0 = now_ns();
+    bench_clock t0 = clock_start();
 
     tree_node *stretch = WL_FN(tree_make)(max_depth + 1);
     nodes += tree_check(stretch);
@@ -196,7 +196,7 @@ static void WL_FN(wl_trees)(const bench_params *bp, bench_result *res)
     nodes += tree_check(long_lived);
     WL_FN(tree_free)(long_lived);
 
-    res->elapsed_ns = now_ns() - t0;
+    clock_stop(t0, res);
     res->ops = nodes;
 }
 
