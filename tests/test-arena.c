@@ -291,6 +291,12 @@ static void test_arena_return(void)
     }
     CHECK(st2.arenas_freed > st1.arenas_freed);
     CHECK(st2.arenas_current <= OM_SMALL_CLASS_COUNT + 1);
+    /* objmem.h also says an arena held only by warm pools is kept once per
+     * heap, which would mean at most 2 here; design-pool.md lets such arenas
+     * wait for the next event or a trim, so this is reported, not checked. */
+    if (st2.arenas_current > 2)
+        printf("note: %zu arenas mapped after freeing everything (%zu pools used)\n",
+               st2.arenas_current, st2.pools_used);
     CHECK_EQ_SIZE(st2.arenas_freed + st2.arenas_current, st2.arenas_allocated);
     CHECK(st2.arenas_highwater >= st1.arenas_current);
     /* What is unmapped must be gone from RSS: all of the growth except the
