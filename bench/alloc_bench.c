@@ -64,8 +64,10 @@
 
 #ifdef OM_BENCH_HAVE_PYTHON
 /* The four symbols we need from libpython's stable ABI, declared here rather
- * than through Python.h, whose feature macros would clash with ours. */
-extern void *PyObject_Malloc(size_t size);
+ * than through Python.h, whose feature macros would clash with ours. The
+ * malloc attributes match what <stdlib.h> gives malloc and objmem.h gives
+ * om_obj_malloc, so the compiler knows the same about all three. */
+extern void *PyObject_Malloc(size_t size) __attribute__((malloc, alloc_size(1)));
 extern void PyObject_Free(void *ptr);
 extern const char *Py_GetVersion(void);
 extern int _PyObject_DebugMallocStats(FILE *out);
