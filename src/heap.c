@@ -107,12 +107,13 @@ void *omi_heap_realloc(om_heap *h, void *p, size_t size)
         return omi_heap_malloc(h, size);
     if (size > PTRDIFF_MAX)
         return omi_out_of_memory(size);
-    bool in_pool = omi_addrmap_lookup(p) != 0;
+    uintptr_t entry = omi_addrmap_lookup(p);
+    bool in_pool = entry != 0;
     if (!in_pool && size > OM_SMALL_SIZE_MAX) {
         void *moved = realloc(p, size);
         return moved != NULL ? moved : omi_out_of_memory(size);
     }
-    size_t old_size = in_pool ? omi_pool_usable_size(p) : malloc_usable_size(p);
+    size_t old_size = in_pool ? omi_pool_usable_size(entry, p) : malloc_usable_size(p);
     if (in_pool && heap_small_fits(old_size, size))
         return p;
     /* Between a pool and the system, or between two classes: move. */
@@ -148,8 +149,9 @@ size_t om_usable_size(const void *ptr)
 {
     if (ptr == NULL)
         return 0;
-    if (omi_addrmap_lookup(ptr) != 0)
-        return omi_pool_usable_size(ptr);
+    uintptr_t entry = omi_addrmap_lookup(ptr);
+    if (entry != 0)
+        return omi_pool_usable_size(entry, ptr);
     return malloc_usable_size((void *)ptr);
 }
 

@@ -106,6 +106,7 @@ static inline uintptr_t omi_addrmap_lookup(const void *p)
 extern OMI_HIDDEN omi_pool omi_pool_sentinel;
 
 OMI_HIDDEN void *omi_pool_malloc_slow(om_heap *h, size_t class_index);
+OMI_HIDDEN void omi_pool_refill(om_heap *h, omi_pool *pool);
 OMI_HIDDEN void omi_pool_free_slow(omi_pool *pool, bool was_exhausted);
 OMI_HIDDEN void omi_pool_heap_init(om_heap *h);
 /* Unmaps every arena of h, in use or not. */
@@ -120,16 +121,26 @@ static inline size_t omi_class_block_size(size_t class_index)
 
 static inline size_t omi_pool_capacity(size_t class_index)
 {
-    return (OMI_POOL_SIZE - OMI_POOL_HEADER_SIZE) / omi_class_block_size(class_index);
+    return OMI_POOL_SIZE / omi_class_block_size(class_index);
 }
 
-static inline omi_pool *omi_pool_of(const void *p)
+static inline omi_arena *omi_arena_of_pool(const omi_pool *pool)
 {
-    return (omi_pool *)((uintptr_t)p & ~(uintptr_t)OMI_POOL_MASK);
+    return (omi_arena *)((uintptr_t)pool & ~(uintptr_t)(OMI_ARENA_DESC_SIZE - 1));
+}
+
+/* The pool state of block p, whose address-map entry is `entry`. */
+static inline omi_pool *omi_pool_of(uintptr_t entry, const void *p)
+{
+    omi_arena *arena = (omi_arena *)(entry & ~OMI_OWNER_KIND_MASK);
+    return &arena->pools[((uintptr_t)p >> OM_POOL_SHIFT) & (OMI_POOLS_PER_ARENA - 1)];
 }
 
 /* A block of at most OM_SMALL_SIZE_MAX bytes from h, or NULL (OM_ENOMEM).
- * Fast path: one load of the class's pool and a pop from its free list. */
+ * Fast path: one load of the class's pool and a pop from its free list.
+ * Every listed pool has a free block, so the pop fails only when the class
+ * has no pool; when it empties the list, the pool carves more blocks or
+ * leaves the list at once, while its state is still in cache. */
 static inline void *omi_pool_malloc(om_heap *h, size_t size)
 {
     size_t class_index = (size - (size != 0)) >> OMI_ALIGN_SHIFT;
@@ -137,20 +148,22 @@ static inline void *omi_pool_malloc(om_heap *h, size_t size)
     omi_block *block = pool->freeblock;
     if (omi_likely(block != NULL)) {
         omi_track_internal_open(block, sizeof(omi_block));
-        pool->freeblock = block->next;
+        omi_block *next = block->next;
+        pool->freeblock = next;
         pool->used++;
+        if (omi_unlikely(next == NULL))
+            omi_pool_refill(h, pool);
         omi_track_malloc(block, omi_class_block_size(class_index));
         return block;
     }
     return omi_pool_malloc_slow(h, class_index);
 }
 
-/* Gives back a block that the address map says is in a pool arena. The
- * slow path runs only when the pool was exhausted or becomes empty while
- * other pools of its class can serve (the last one stays warm). */
-static inline void omi_pool_free(void *p)
+/* Gives back block p of `pool`. The slow path runs only when the pool was
+ * exhausted, or becomes empty while other pools of its class can serve (the
+ * last one stays warm), or becomes empty alone in its arena. */
+static inline void omi_pool_free(omi_pool *pool, void *p)
 {
-    omi_pool *pool = omi_pool_of(p);
     omi_block *block = (omi_block *)p;
     omi_block *old_head = pool->freeblock;
     omi_track_free(block, omi_class_block_size(pool->class_index));
@@ -162,18 +175,16 @@ static inline void omi_pool_free(void *p)
     if (omi_likely(old_head != NULL)) {
         if (omi_likely(used != 0))
             return;
-        /* The class's only usable pool stays warm, unless it alone holds
-         * its arena: then the slow path decides. */
-        if (pool->next == NULL && pool->prev == NULL &&
-            pool->arena->nfree_pools != OMI_POOLS_PER_ARENA - 1)
+        if (pool->list_state == OMI_POOL_ALONE &&
+            omi_arena_of_pool(pool)->nfree_pools != OMI_POOLS_PER_ARENA - 1)
             return;
     }
     omi_pool_free_slow(pool, old_head == NULL);
 }
 
-static inline size_t omi_pool_usable_size(const void *p)
+static inline size_t omi_pool_usable_size(uintptr_t entry, const void *p)
 {
-    return omi_class_block_size(omi_pool_of(p)->class_index);
+    return omi_class_block_size(omi_pool_of(entry, p)->class_index);
 }
 
 /* ---- heap.c -------------------------------------------------------------- */
@@ -195,8 +206,9 @@ static inline void *omi_heap_malloc(om_heap *h, size_t size)
 /* Frees a block of any heap, or hands a foreign pointer to the system. */
 static inline void omi_free(void *p)
 {
-    if (omi_likely(omi_addrmap_lookup(p) != 0)) {
-        omi_pool_free(p);
+    uintptr_t entry = omi_addrmap_lookup(p);
+    if (omi_likely((entry & OMI_OWNER_KIND_MASK) == OMI_OWNER_SMALL)) {
+        omi_pool_free(omi_pool_of(entry, p), p);
         return;
     }
     if (p != NULL)

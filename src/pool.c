@@ -9,9 +9,18 @@
  *   block       16     32     48  …      512
  *
  * Memory comes in arenas of 1 MiB aligned to their size (os.c), each cut
- * into 64 pools of 16 KiB. A pool serves one class; its 48-byte header
- * (omi_pool, types.h) sits at the pool's start, so the pool of any block is
- * the block's address with the low 14 bits cleared.
+ * into 64 pools of 16 KiB. A pool serves one class and holds nothing but
+ * blocks. Its state is kept outside it, in the arena's descriptor (a page
+ * of its own): a dense array of 16-byte hot states (free list, used count,
+ * class) and a second array of cold states (list links, carving position).
+ * A block's pool state is found from the address map's entry for its arena
+ * plus the pool index in the address bits; a pool state's arena is its
+ * address with the low 12 bits cleared.
+ *
+ * Why outside: a free at a random address must touch the block; with an
+ * in-pool header it also touches a line 16 KiB away from every other
+ * header, usually a cache miss and a TLB miss. The dense hot states of a
+ * 273 MiB heap fit in 273 KiB, which stays in L2.
  *
  * Inside a pool, free blocks form an intrusive singly-linked list through
  * their first word. Blocks never used are not linked up front: the pool
@@ -19,12 +28,16 @@
  * runs dry, so a fresh pool touches only the pages it uses.
  *
  * Per heap and per class, `usable[c]` heads a doubly-linked list of pools
- * that can serve class c. The allocation fast path (internal.h) is: load the
- * head, pop its free list. When the head is exhausted the slow path carves
- * more, or unlinks it as full and moves on, or takes a pool from an arena.
+ * that can serve class c; every listed pool has a free block. The
+ * allocation fast path (internal.h) is: load the head, pop its free list.
+ * When that pop empties the list, the pool carves more or leaves the list
+ * as full, right away; when the class has no pool at all, the slow path
+ * takes one from an arena.
  * A list with no pool points at a shared sentinel whose free list is empty,
  * so the fast path needs no NULL test. A full pool is off every list; the
- * first free into it links it back at the head.
+ * first free into it links it back at the head. Each pool's list_state says
+ * whether it is listed, and whether it is alone in its list, so the free
+ * fast path can tell a warm pool without touching the cold links.
  *
  * Pool states and transitions:
  *
@@ -65,29 +78,72 @@
  * linked, never written. */
 omi_pool omi_pool_sentinel;
 
+static size_t pool_index(const omi_pool *pool)
+{
+    return (size_t)(pool - omi_arena_of_pool(pool)->pools);
+}
+
+static omi_pool_links *pool_links(omi_pool *pool)
+{
+    return (omi_pool_links *)((char *)pool + OMI_POOL_LINKS_DELTA);
+}
+
+static char *pool_memory(const omi_pool *pool)
+{
+    return (char *)(omi_arena_of_pool(pool)->base + pool_index(pool) * OMI_POOL_SIZE);
+}
+
 /* ---- Usable pool lists ---------------------------------------------------- */
 
-static void pool_link_head(om_heap *h, omi_pool *pool)
+static inline void pool_link_head(om_heap *h, omi_pool *pool)
 {
     omi_pool *head = h->usable[pool->class_index];
-    pool->prev = NULL;
-    pool->next = head == &omi_pool_sentinel ? NULL : head;
-    if (pool->next != NULL)
-        pool->next->prev = pool;
+    omi_pool_links *links = pool_links(pool);
+    links->prev = NULL;
+    if (head == &omi_pool_sentinel) {
+        links->next = NULL;
+        pool->list_state = OMI_POOL_ALONE;
+    } else {
+        links->next = head;
+        pool_links(head)->prev = pool;
+        head->list_state = OMI_POOL_LISTED;
+        pool->list_state = OMI_POOL_LISTED;
+    }
     h->usable[pool->class_index] = pool;
-    pool->in_list = 1;
 }
 
 static void pool_unlink(om_heap *h, omi_pool *pool)
 {
-    if (pool->prev != NULL)
-        pool->prev->next = pool->next;
+    omi_pool_links *links = pool_links(pool);
+    if (links->prev != NULL)
+        pool_links(links->prev)->next = links->next;
     else
-        h->usable[pool->class_index] = pool->next != NULL ? pool->next : &omi_pool_sentinel;
-    if (pool->next != NULL)
-        pool->next->prev = pool->prev;
-    pool->next = pool->prev = NULL;
-    pool->in_list = 0;
+        h->usable[pool->class_index] = links->next != NULL ? links->next : &omi_pool_sentinel;
+    if (links->next != NULL)
+        pool_links(links->next)->prev = links->prev;
+    links->next = links->prev = NULL;
+    pool->list_state = OMI_POOL_UNLISTED;
+    omi_pool *head = h->usable[pool->class_index];
+    if (head != &omi_pool_sentinel && pool_links(head)->next == NULL)
+        head->list_state = OMI_POOL_ALONE;
+}
+
+/* The head of its class's list ran out: it is full until a block comes
+ * back. The common case of pool_unlink, on the allocation path. */
+static void pool_unlink_exhausted_head(om_heap *h, omi_pool *pool)
+{
+    omi_pool *next = pool_links(pool)->next;
+    pool_links(pool)->next = NULL;
+    pool->list_state = OMI_POOL_UNLISTED;
+    if (next == NULL) {
+        h->usable[pool->class_index] = &omi_pool_sentinel;
+        return;
+    }
+    omi_pool_links *next_links = pool_links(next);
+    next_links->prev = NULL;
+    if (next_links->next == NULL)
+        next->list_state = OMI_POOL_ALONE;
+    h->usable[pool->class_index] = next;
 }
 
 /* ---- Arena ordering -------------------------------------------------------- */
@@ -137,18 +193,18 @@ static void arena_list_insert(om_heap *h, omi_arena *arena)
 
 static omi_arena *arena_new(om_heap *h)
 {
-    omi_arena *arena = calloc(1, sizeof *arena);
+    omi_arena *arena = omi_os_map(OMI_ARENA_DESC_SIZE);
     if (arena == NULL)
-        return omi_out_of_memory(sizeof *arena);
+        return omi_out_of_memory(OMI_ARENA_DESC_SIZE);
     void *base = omi_os_arena_alloc(&arena->allocator);
     if (base == NULL) {
-        free(arena);
+        omi_os_unmap(arena, OMI_ARENA_DESC_SIZE);
         return NULL;
     }
     arena->base = (uintptr_t)base;
     if (omi_addrmap_set(arena->base, OMI_ARENA_SIZE, (uintptr_t)arena | OMI_OWNER_SMALL) != 0) {
         arena->allocator.free(arena->allocator.ctx, base, OMI_ARENA_SIZE);
-        free(arena);
+        omi_os_unmap(arena, OMI_ARENA_DESC_SIZE);
         return NULL;
     }
     arena->heap = h;
@@ -178,7 +234,7 @@ static void arena_unmap(om_heap *h, omi_arena *arena)
         arena->all_next->all_prev = arena->all_prev;
     h->arenas_freed++;
     h->arenas_current--;
-    free(arena);
+    omi_os_unmap(arena, OMI_ARENA_DESC_SIZE);
 }
 
 /* A wholly free arena: becomes the spare, or goes back to the OS. */
@@ -208,17 +264,28 @@ static omi_arena *arena_for_new_pool(om_heap *h)
 
 /* ---- Pools ------------------------------------------------------------------- */
 
-static void pool_init(omi_pool *pool, omi_arena *arena, size_t class_index)
+/* Links never-used blocks from the pool's tail onto its (empty) free list,
+ * up to the end of the page holding the first one. false if none is left. */
+static bool pool_carve(omi_pool *pool)
 {
-    size_t block_size = omi_class_block_size(class_index);
-    pool->freeblock = NULL;
-    pool->next = pool->prev = NULL;
-    pool->arena = arena;
-    pool->used = 0;
-    pool->class_index = (uint16_t)class_index;
-    pool->in_list = 0;
-    pool->next_offset = (uint32_t)OMI_POOL_HEADER_SIZE;
-    pool->max_offset = (uint32_t)(OMI_POOL_SIZE - block_size);
+    size_t block_size = omi_class_block_size(pool->class_index);
+    size_t start = pool->next_offset;
+    if (start + block_size > OMI_POOL_SIZE)
+        return false;
+    size_t span_end = (start & ~(OMI_CARVE_SPAN - 1)) + OMI_CARVE_SPAN;
+    size_t last = start;
+    while (last + block_size < span_end && last + 2 * block_size <= OMI_POOL_SIZE)
+        last += block_size;
+    char *base = pool_memory(pool);
+    for (size_t offset = start; offset <= last; offset += block_size) {
+        omi_block *block = (omi_block *)(base + offset);
+        omi_track_internal_open(block, sizeof(omi_block));
+        block->next = offset < last ? (omi_block *)(base + offset + block_size) : NULL;
+        omi_track_internal_close(block, sizeof(omi_block));
+    }
+    pool->freeblock = (omi_block *)(base + start);
+    pool->next_offset = (uint16_t)(last + block_size);
+    return true;
 }
 
 /* Assigns a free pool of the fullest usable arena to class_index and links
@@ -230,19 +297,21 @@ static omi_pool *pool_take(om_heap *h, size_t class_index)
         return NULL;
     omi_pool *pool = arena->free_pools;
     if (pool != NULL)
-        arena->free_pools = pool->next;
+        arena->free_pools = pool_links(pool)->next;
     else
-        pool = (omi_pool *)(arena->base + (uintptr_t)arena->untouched_index++ * OMI_POOL_SIZE);
+        pool = &arena->pools[arena->untouched_index++];
     /* The head arena has the fewest free pools, so one fewer keeps it first. */
     arena_list_unlink(h, arena);
     arena->nfree_pools--;
     if (arena->nfree_pools > 0)
         arena_list_insert(h, arena);
-    omi_asan_unpoison(pool, OMI_POOL_HEADER_SIZE);
-    pool_init(pool, arena, class_index);
+    pool->freeblock = NULL;
+    pool->used = 0;
+    pool->class_index = (uint8_t)class_index;
+    pool->next_offset = 0;
     /* Every block starts out inaccessible to the memory checkers. */
-    omi_track_internal_close((char *)pool + OMI_POOL_HEADER_SIZE,
-                             OMI_POOL_SIZE - OMI_POOL_HEADER_SIZE);
+    omi_track_internal_close(pool_memory(pool), OMI_POOL_SIZE);
+    pool_carve(pool);
     pool_link_head(h, pool);
     return pool;
 }
@@ -251,11 +320,11 @@ static omi_pool *pool_take(om_heap *h, size_t class_index)
  * true if the arena retired (its descriptor may be gone). */
 static bool pool_give_back(om_heap *h, omi_pool *pool)
 {
-    omi_arena *arena = pool->arena;
-    if (pool->in_list)
+    omi_arena *arena = omi_arena_of_pool(pool);
+    if (pool->list_state != OMI_POOL_UNLISTED)
         pool_unlink(h, pool);
     pool->class_index = OMI_POOL_UNASSIGNED;
-    pool->next = arena->free_pools;
+    pool_links(pool)->next = arena->free_pools;
     arena->free_pools = pool;
     if (arena->in_usable_list)
         arena_list_unlink(h, arena);
@@ -272,7 +341,7 @@ static bool pool_give_back(om_heap *h, omi_pool *pool)
 
 static bool pool_is_warm_in(const omi_pool *pool, const omi_arena *arena)
 {
-    return pool != &omi_pool_sentinel && pool->arena == arena && pool->used == 0;
+    return pool != &omi_pool_sentinel && omi_arena_of_pool(pool) == arena && pool->used == 0;
 }
 
 /* true if every assigned pool of arena is an empty class head of h. O(32). */
@@ -306,65 +375,42 @@ static void arena_settle_warm(om_heap *h, omi_arena *arena)
 /* An empty pool that is not its class's only usable pool goes back. */
 static void pool_release_empty(om_heap *h, omi_pool *pool)
 {
-    omi_arena *arena = pool->arena;
+    omi_arena *arena = omi_arena_of_pool(pool);
     if (!pool_give_back(h, pool))
         arena_settle_warm(h, arena);
 }
 
-/* Links never-used blocks from the pool's tail onto its (empty) free list,
- * up to the end of the page holding the first one. false if none is left. */
-static bool pool_carve(omi_pool *pool)
-{
-    if (pool->next_offset > pool->max_offset)
-        return false;
-    size_t block_size = omi_class_block_size(pool->class_index);
-    size_t start = pool->next_offset;
-    size_t span_end = (start & ~(OMI_CARVE_SPAN - 1)) + OMI_CARVE_SPAN;
-    size_t last = start;
-    while (last + block_size < span_end && last + block_size <= pool->max_offset)
-        last += block_size;
-    char *base = (char *)pool;
-    for (size_t offset = start; offset <= last; offset += block_size) {
-        omi_block *block = (omi_block *)(base + offset);
-        omi_track_internal_open(block, sizeof(omi_block));
-        block->next = offset < last ? (omi_block *)(base + offset + block_size) : NULL;
-        omi_track_internal_close(block, sizeof(omi_block));
-    }
-    pool->freeblock = (omi_block *)(base + start);
-    pool->next_offset = (uint32_t)(last + block_size);
-    return true;
-}
-
 void *omi_pool_malloc_slow(om_heap *h, size_t class_index)
 {
-    for (;;) {
-        omi_pool *pool = h->usable[class_index];
-        if (pool == &omi_pool_sentinel) {
-            pool = pool_take(h, class_index);
-            if (pool == NULL)
-                return omi_out_of_memory(omi_class_block_size(class_index));
-        }
-        if (pool->freeblock != NULL || pool_carve(pool))
-            return omi_pool_malloc(h, omi_class_block_size(class_index));
-        pool_unlink(h, pool);   /* exhausted: full until a block comes back */
-    }
+    om_assert(h->usable[class_index] == &omi_pool_sentinel);
+    if (pool_take(h, class_index) == NULL)
+        return omi_out_of_memory(omi_class_block_size(class_index));
+    return omi_pool_malloc(h, omi_class_block_size(class_index));
+}
+
+void omi_pool_refill(om_heap *h, omi_pool *pool)
+{
+    if (!pool_carve(pool))
+        pool_unlink_exhausted_head(h, pool);
 }
 
 void omi_pool_free_slow(omi_pool *pool, bool was_exhausted)
 {
-    om_heap *h = pool->arena->heap;
-    if (was_exhausted && !pool->in_list) {
+    om_heap *h = omi_arena_of_pool(pool)->heap;
+    if (was_exhausted) {
+        om_assert(pool->list_state == OMI_POOL_UNLISTED);
         pool_link_head(h, pool);
         /* The old head may be an empty warm pool: no longer the only one. */
-        if (pool->next != NULL && pool->next->used == 0)
-            pool_release_empty(h, pool->next);
+        omi_pool *old_head = pool_links(pool)->next;
+        if (old_head != NULL && old_head->used == 0)
+            pool_release_empty(h, old_head);
     }
     if (pool->used != 0)
         return;
-    if (pool->next != NULL || pool->prev != NULL)
-        pool_release_empty(h, pool);
+    if (pool->list_state == OMI_POOL_ALONE)
+        arena_settle_warm(h, omi_arena_of_pool(pool));
     else
-        arena_settle_warm(h, pool->arena);
+        pool_release_empty(h, pool);
 }
 
 /* ---- Whole heaps ------------------------------------------------------------ */

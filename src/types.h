@@ -2,11 +2,12 @@
  * types.h — the core structs of objmem and the tunables they depend on.
  *
  * Legend:
- *   omi_block   a free small block: its first word links the pool's free list
- *   omi_pool    header at the start of every 16 KiB pool: one size class,
- *               the free list, the never-carved tail, the list links
- *   omi_arena   descriptor of one 1 MiB arena (kept outside the arena): its
- *               pools, its place in the heap's arena lists
+ *   omi_block       a free small block: its first word links the free list
+ *   omi_pool        hot state of one 16 KiB pool: size class, free list,
+ *                   count of used blocks
+ *   omi_pool_links  cold state of one pool: its list links
+ *   omi_arena       descriptor of one 1 MiB arena, in a page of its own:
+ *                   its pools' states, its place in the heap's arena lists
  *   om_heap     all allocator state: per-class lists of usable pools, the
  *               arenas ordered fullest first, counters
  *
@@ -14,7 +15,7 @@
  *
  *   arena base                                          base + 1 MiB
  *   | pool 0 | pool 1 | … | pool k (never used yet) … | pool 63 |
- *   pool = | omi_pool header (48 B) | block | block | … | tail |
+ *   pool = | block | block | … | block | tail |     (no header inside)
  */
 #ifndef OM_TYPES_H
 #define OM_TYPES_H
@@ -55,54 +56,81 @@ typedef struct omi_block {
     struct omi_block *next;          /* next free block of the pool, or NULL */
 } omi_block;
 
-#define OMI_POOL_UNASSIGNED 0xFFFFu  /* class_index of a pool back in its arena */
+#define OMI_POOL_UNASSIGNED 0xFFu    /* class_index of a pool back in its arena */
+
+enum omi_pool_list_state {
+    OMI_POOL_UNLISTED = 0,           /* full, or back in its arena */
+    OMI_POOL_LISTED = 1,             /* in heap->usable[class] with others */
+    OMI_POOL_ALONE = 2,              /* the only pool in heap->usable[class] */
+};
 
 /*
- * Invariants (pool p of class c, block size s = (c + 1) * 16):
- *   used + |free list| + (max_offset - next_offset) / s + 1 = capacity(s)
- *     while next_offset <= max_offset (the +1 term vanishes once carved out)
- *   in_list  <=>  p is in heap->usable[c]
- *   !in_list and assigned  =>  free list empty and nothing left to carve
- * 48 bytes, so the hot fields share one cache line with nothing else.
+ * The hot state of one pool: everything the allocation and free fast paths
+ * touch, 16 bytes, four to a cache line. It lives in a dense array in the
+ * arena descriptor, not in the pool, so that a free at a random address
+ * touches the block and a metadata line that is likely cached, instead of a
+ * header 16 KiB away from every other header (a cache miss and a TLB miss).
+ * Invariants (pool of class c, block size s = (c + 1) * 16):
+ *   used + |free list| + (pool_size - next_offset) / s = pool_size / s
+ *   list_state != UNLISTED  <=>  the pool is in heap->usable[c]
+ *   UNLISTED and assigned   =>   free list empty and nothing left to carve
  */
 typedef struct omi_pool {
     omi_block *freeblock;            /* head of the free list; NULL = none */
-    struct omi_pool *next;           /* usable list (or arena free list) */
-    struct omi_pool *prev;           /* usable list; NULL at the head */
-    struct omi_arena *arena;         /* the arena this pool sits in */
-    uint32_t used;                   /* blocks handed out */
-    uint16_t class_index;            /* size class, or OMI_POOL_UNASSIGNED */
-    uint16_t in_list;                /* 1 while linked in heap->usable[] */
-    uint32_t next_offset;            /* offset of the first never-carved block */
-    uint32_t max_offset;             /* last offset where a block still fits */
+    uint16_t used;                   /* blocks handed out */
+    uint16_t next_offset;            /* offset of the first never-carved block */
+    uint8_t class_index;             /* size class, or OMI_POOL_UNASSIGNED */
+    uint8_t list_state;              /* enum omi_pool_list_state */
 } omi_pool;
 
-#define OMI_POOL_HEADER_SIZE \
-    ((sizeof(omi_pool) + OM_ALIGNMENT - 1) & ~(size_t)(OM_ALIGNMENT - 1))
-_Static_assert(sizeof(omi_pool) <= 64, "the pool header must fit one cache line");
+/* The list links of one pool, touched only on slow paths. They sit in an
+ * array parallel to the hot states with the same 16-byte stride, so a
+ * pool's links are at a constant distance from its state. */
+typedef struct omi_pool_links {
+    omi_pool *next;                  /* usable list, or the arena's free pools */
+    omi_pool *prev;                  /* usable list; NULL at the head */
+} omi_pool_links;
+
+_Static_assert(OMI_POOL_SIZE <= 0xFFFF, "used and next_offset are kept in 16 bits");
+_Static_assert(OMI_CLASS_COUNT < 0xFF, "class_index is kept in 8 bits");
+_Static_assert(sizeof(omi_pool) == 16 && sizeof(omi_pool_links) == 16,
+               "pool states and links are four to a cache line, same stride");
 
 /* ---- Arenas -------------------------------------------------------------- */
 
 /*
+ * An arena descriptor sits in a page of its own, aligned to its size, so the
+ * arena of a pool's hot state is that pointer with the low bits cleared.
  * An arena is in exactly one of: the heap's usable list (some pool free,
  * sorted by nfree_pools ascending so the fullest is used first), no list
  * (every pool assigned), or heap->spare (every pool free, kept for reuse).
  * Every arena is also on the heap's all-arenas list.
  *   nfree_pools = |free_pools| + (OMI_POOLS_PER_ARENA - untouched_index)
  */
+#define OMI_ARENA_DESC_SHIFT 12
+#define OMI_ARENA_DESC_SIZE ((size_t)1 << OMI_ARENA_DESC_SHIFT)
+
 typedef struct omi_arena {
     uintptr_t base;                  /* address of pool 0, OMI_ARENA_SIZE aligned */
     om_heap *heap;                   /* owner */
-    omi_pool *free_pools;            /* emptied pools, linked through ->next */
     uint32_t nfree_pools;            /* pools not assigned to a class */
     uint32_t untouched_index;        /* pools from here on were never used */
+    omi_pool *free_pools;            /* emptied pools, linked through links[].next */
     struct omi_arena *next;          /* usable list, toward more free pools */
     struct omi_arena *prev;          /* usable list, toward fuller arenas */
     struct omi_arena *all_next;      /* all-arenas list */
     struct omi_arena *all_prev;
     bool in_usable_list;             /* on the usable list now */
     om_arena_allocator allocator;    /* the allocator that mapped it */
+    _Alignas(64) omi_pool pools[OMI_POOLS_PER_ARENA];   /* hot state per pool */
+    omi_pool_links links[OMI_POOLS_PER_ARENA];          /* list links per pool */
 } omi_arena;
+
+/* From a pool's state to its links: a constant distance. */
+#define OMI_POOL_LINKS_DELTA (offsetof(omi_arena, links) - offsetof(omi_arena, pools))
+
+_Static_assert(sizeof(omi_arena) <= OMI_ARENA_DESC_SIZE,
+               "arena descriptor outgrew its page: raise OMI_ARENA_DESC_SHIFT");
 
 /* ---- The heap ------------------------------------------------------------ */
 
