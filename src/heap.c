@@ -113,7 +113,7 @@ void *omi_heap_realloc(om_heap *h, void *p, size_t size)
         void *moved = realloc(p, size);
         return moved != NULL ? moved : omi_out_of_memory(size);
     }
-    size_t old_size = in_pool ? omi_pool_usable_size(entry, p) : malloc_usable_size(p);
+    size_t old_size = in_pool ? omi_pool_usable_size(p) : malloc_usable_size(p);
     if (in_pool && heap_small_fits(old_size, size))
         return p;
     /* Between a pool and the system, or between two classes: move. */
@@ -151,7 +151,7 @@ size_t om_usable_size(const void *ptr)
         return 0;
     uintptr_t entry = omi_addrmap_lookup(ptr);
     if (entry != 0)
-        return omi_pool_usable_size(entry, ptr);
+        return omi_pool_usable_size(ptr);
     return malloc_usable_size((void *)ptr);
 }
 

@@ -126,13 +126,13 @@ static inline size_t omi_pool_capacity(size_t class_index)
 
 static inline omi_arena *omi_arena_of_pool(const omi_pool *pool)
 {
-    return (omi_arena *)((uintptr_t)pool & ~(uintptr_t)(OMI_ARENA_DESC_SIZE - 1));
+    return (omi_arena *)((uintptr_t)pool & ~(uintptr_t)(OMI_ARENA_SIZE - 1));
 }
 
-/* The pool state of block p, whose address-map entry is `entry`. */
-static inline omi_pool *omi_pool_of(uintptr_t entry, const void *p)
+/* The pool state of block p, in a pool arena: computed from p alone. */
+static inline omi_pool *omi_pool_of(const void *p)
 {
-    omi_arena *arena = (omi_arena *)(entry & ~OMI_OWNER_KIND_MASK);
+    omi_arena *arena = (omi_arena *)((uintptr_t)p & ~(uintptr_t)(OMI_ARENA_SIZE - 1));
     return &arena->pools[((uintptr_t)p >> OM_POOL_SHIFT) & (OMI_POOLS_PER_ARENA - 1)];
 }
 
@@ -176,15 +176,15 @@ static inline void omi_pool_free(omi_pool *pool, void *p)
         if (omi_likely(used != 0))
             return;
         if (pool->list_state == OMI_POOL_ALONE &&
-            omi_arena_of_pool(pool)->nfree_pools != OMI_POOLS_PER_ARENA - 1)
+            omi_arena_of_pool(pool)->nfree_pools != OMI_POOLS_USABLE - 1)
             return;
     }
     omi_pool_free_slow(pool, old_head == NULL);
 }
 
-static inline size_t omi_pool_usable_size(uintptr_t entry, const void *p)
+static inline size_t omi_pool_usable_size(const void *p)
 {
-    return omi_class_block_size(omi_pool_of(entry, p)->class_index);
+    return omi_class_block_size(omi_pool_of(p)->class_index);
 }
 
 /* ---- heap.c -------------------------------------------------------------- */
@@ -208,7 +208,7 @@ static inline void omi_free(void *p)
 {
     uintptr_t entry = omi_addrmap_lookup(p);
     if (omi_likely((entry & OMI_OWNER_KIND_MASK) == OMI_OWNER_SMALL)) {
-        omi_pool_free(omi_pool_of(entry, p), p);
+        omi_pool_free(omi_pool_of(p), p);
         return;
     }
     if (p != NULL)

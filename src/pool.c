@@ -9,18 +9,18 @@
  *   block       16     32     48  …      512
  *
  * Memory comes in arenas of 1 MiB aligned to their size (os.c), each cut
- * into 64 pools of 16 KiB. A pool serves one class and holds nothing but
- * blocks. Its state is kept outside it, in the arena's descriptor (a page
- * of its own): a dense array of 16-byte hot states (free list, used count,
- * class) and a second array of cold states (list links, carving position).
- * A block's pool state is found from the address map's entry for its arena
- * plus the pool index in the address bits; a pool state's arena is its
- * address with the low 12 bits cleared.
+ * into 64 slots of 16 KiB: slot 0 holds the arena's descriptor, slots 1-63
+ * are pools. A pool serves one class and holds nothing but blocks. Its
+ * state is kept outside it, in the descriptor: a dense array of 32-byte
+ * records (free list, used count, class, carving position, list links).
+ * A block's record is found from the block's address alone (clear the low
+ * 20 bits for the descriptor, bits 19-14 pick the record), so the free path
+ * loads it in parallel with the address-map check.
  *
  * Why outside: a free at a random address must touch the block; with an
  * in-pool header it also touches a line 16 KiB away from every other
- * header, usually a cache miss and a TLB miss. The dense hot states of a
- * 273 MiB heap fit in 273 KiB, which stays in L2.
+ * header, usually a cache miss and a TLB miss. The records of an arena
+ * share two pages.
  *
  * Inside a pool, free blocks form an intrusive singly-linked list through
  * their first word. Blocks never used are not linked up front: the pool
@@ -37,7 +37,7 @@
  * so the fast path needs no NULL test. A full pool is off every list; the
  * first free into it links it back at the head. Each pool's list_state says
  * whether it is listed, and whether it is alone in its list, so the free
- * fast path can tell a warm pool without touching the cold links.
+ * fast path can tell a warm pool without following the links.
  *
  * Pool states and transitions:
  *
@@ -83,14 +83,9 @@ static size_t pool_index(const omi_pool *pool)
     return (size_t)(pool - omi_arena_of_pool(pool)->pools);
 }
 
-static omi_pool_links *pool_links(omi_pool *pool)
-{
-    return (omi_pool_links *)((char *)pool + OMI_POOL_LINKS_DELTA);
-}
-
 static char *pool_memory(const omi_pool *pool)
 {
-    return (char *)(omi_arena_of_pool(pool)->base + pool_index(pool) * OMI_POOL_SIZE);
+    return (char *)omi_arena_of_pool(pool) + pool_index(pool) * OMI_POOL_SIZE;
 }
 
 /* ---- Usable pool lists ---------------------------------------------------- */
@@ -98,14 +93,13 @@ static char *pool_memory(const omi_pool *pool)
 static inline void pool_link_head(om_heap *h, omi_pool *pool)
 {
     omi_pool *head = h->usable[pool->class_index];
-    omi_pool_links *links = pool_links(pool);
-    links->prev = NULL;
+    pool->prev = NULL;
     if (head == &omi_pool_sentinel) {
-        links->next = NULL;
+        pool->next = NULL;
         pool->list_state = OMI_POOL_ALONE;
     } else {
-        links->next = head;
-        pool_links(head)->prev = pool;
+        pool->next = head;
+        head->prev = pool;
         head->list_state = OMI_POOL_LISTED;
         pool->list_state = OMI_POOL_LISTED;
     }
@@ -114,17 +108,16 @@ static inline void pool_link_head(om_heap *h, omi_pool *pool)
 
 static void pool_unlink(om_heap *h, omi_pool *pool)
 {
-    omi_pool_links *links = pool_links(pool);
-    if (links->prev != NULL)
-        pool_links(links->prev)->next = links->next;
+    if (pool->prev != NULL)
+        pool->prev->next = pool->next;
     else
-        h->usable[pool->class_index] = links->next != NULL ? links->next : &omi_pool_sentinel;
-    if (links->next != NULL)
-        pool_links(links->next)->prev = links->prev;
-    links->next = links->prev = NULL;
+        h->usable[pool->class_index] = pool->next != NULL ? pool->next : &omi_pool_sentinel;
+    if (pool->next != NULL)
+        pool->next->prev = pool->prev;
+    pool->next = pool->prev = NULL;
     pool->list_state = OMI_POOL_UNLISTED;
     omi_pool *head = h->usable[pool->class_index];
-    if (head != &omi_pool_sentinel && pool_links(head)->next == NULL)
+    if (head != &omi_pool_sentinel && head->next == NULL)
         head->list_state = OMI_POOL_ALONE;
 }
 
@@ -132,16 +125,15 @@ static void pool_unlink(om_heap *h, omi_pool *pool)
  * back. The common case of pool_unlink, on the allocation path. */
 static void pool_unlink_exhausted_head(om_heap *h, omi_pool *pool)
 {
-    omi_pool *next = pool_links(pool)->next;
-    pool_links(pool)->next = NULL;
+    omi_pool *next = pool->next;
+    pool->next = NULL;
     pool->list_state = OMI_POOL_UNLISTED;
     if (next == NULL) {
         h->usable[pool->class_index] = &omi_pool_sentinel;
         return;
     }
-    omi_pool_links *next_links = pool_links(next);
-    next_links->prev = NULL;
-    if (next_links->next == NULL)
+    next->prev = NULL;
+    if (next->next == NULL)
         next->list_state = OMI_POOL_ALONE;
     h->usable[pool->class_index] = next;
 }
@@ -193,22 +185,19 @@ static void arena_list_insert(om_heap *h, omi_arena *arena)
 
 static omi_arena *arena_new(om_heap *h)
 {
-    omi_arena *arena = omi_os_map(OMI_ARENA_DESC_SIZE);
+    om_arena_allocator made_by;
+    omi_arena *arena = omi_os_arena_alloc(&made_by);
     if (arena == NULL)
-        return omi_out_of_memory(OMI_ARENA_DESC_SIZE);
-    void *base = omi_os_arena_alloc(&arena->allocator);
-    if (base == NULL) {
-        omi_os_unmap(arena, OMI_ARENA_DESC_SIZE);
+        return NULL;
+    if (omi_addrmap_set((uintptr_t)arena, OMI_ARENA_SIZE, (uintptr_t)arena | OMI_OWNER_SMALL) != 0) {
+        made_by.free(made_by.ctx, arena, OMI_ARENA_SIZE);
         return NULL;
     }
-    arena->base = (uintptr_t)base;
-    if (omi_addrmap_set(arena->base, OMI_ARENA_SIZE, (uintptr_t)arena | OMI_OWNER_SMALL) != 0) {
-        arena->allocator.free(arena->allocator.ctx, base, OMI_ARENA_SIZE);
-        omi_os_unmap(arena, OMI_ARENA_DESC_SIZE);
-        return NULL;
-    }
+    memset(arena, 0, sizeof *arena);   /* a custom arena allocator may not zero */
+    arena->allocator = made_by;
     arena->heap = h;
-    arena->nfree_pools = OMI_POOLS_PER_ARENA;
+    arena->nfree_pools = OMI_POOLS_USABLE;
+    arena->untouched_index = 1;
     arena->all_next = h->all_arenas;
     if (h->all_arenas != NULL)
         h->all_arenas->all_prev = arena;
@@ -223,9 +212,6 @@ static void arena_unmap(om_heap *h, omi_arena *arena)
 {
     if (h->warm_arena == arena)
         h->warm_arena = NULL;
-    omi_addrmap_clear(arena->base, OMI_ARENA_SIZE);
-    omi_asan_unpoison((void *)arena->base, OMI_ARENA_SIZE);
-    arena->allocator.free(arena->allocator.ctx, (void *)arena->base, OMI_ARENA_SIZE);
     if (arena->all_prev != NULL)
         arena->all_prev->all_next = arena->all_next;
     else
@@ -234,7 +220,10 @@ static void arena_unmap(om_heap *h, omi_arena *arena)
         arena->all_next->all_prev = arena->all_prev;
     h->arenas_freed++;
     h->arenas_current--;
-    omi_os_unmap(arena, OMI_ARENA_DESC_SIZE);
+    om_arena_allocator made_by = arena->allocator;   /* the descriptor goes too */
+    omi_addrmap_clear((uintptr_t)arena, OMI_ARENA_SIZE);
+    omi_asan_unpoison(arena, OMI_ARENA_SIZE);
+    made_by.free(made_by.ctx, arena, OMI_ARENA_SIZE);
 }
 
 /* A wholly free arena: becomes the spare, or goes back to the OS. */
@@ -270,21 +259,26 @@ static bool pool_carve(omi_pool *pool)
 {
     size_t block_size = omi_class_block_size(pool->class_index);
     size_t start = pool->next_offset;
-    if (start + block_size > OMI_POOL_SIZE)
+    size_t left = (OMI_POOL_SIZE - start) / block_size;
+    if (left == 0)
         return false;
+    /* Blocks starting before the end of the current carve span. */
     size_t span_end = (start & ~(OMI_CARVE_SPAN - 1)) + OMI_CARVE_SPAN;
-    size_t last = start;
-    while (last + block_size < span_end && last + 2 * block_size <= OMI_POOL_SIZE)
-        last += block_size;
-    char *base = pool_memory(pool);
-    for (size_t offset = start; offset <= last; offset += block_size) {
-        omi_block *block = (omi_block *)(base + offset);
-        omi_track_internal_open(block, sizeof(omi_block));
-        block->next = offset < last ? (omi_block *)(base + offset + block_size) : NULL;
-        omi_track_internal_close(block, sizeof(omi_block));
+    size_t count = (span_end - start + block_size - 1) / block_size;
+    if (count > left)
+        count = left;
+    char *first = pool_memory(pool) + start;
+    char *last = first + (count - 1) * block_size;
+    for (char *at = first; at < last; at += block_size) {
+        omi_track_internal_open(at, sizeof(omi_block));
+        ((omi_block *)at)->next = (omi_block *)(at + block_size);
+        omi_track_internal_close(at, sizeof(omi_block));
     }
-    pool->freeblock = (omi_block *)(base + start);
-    pool->next_offset = (uint16_t)(last + block_size);
+    omi_track_internal_open(last, sizeof(omi_block));
+    ((omi_block *)last)->next = NULL;
+    omi_track_internal_close(last, sizeof(omi_block));
+    pool->freeblock = (omi_block *)first;
+    pool->next_offset = (uint16_t)(start + count * block_size);
     return true;
 }
 
@@ -297,7 +291,7 @@ static omi_pool *pool_take(om_heap *h, size_t class_index)
         return NULL;
     omi_pool *pool = arena->free_pools;
     if (pool != NULL)
-        arena->free_pools = pool_links(pool)->next;
+        arena->free_pools = pool->next;
     else
         pool = &arena->pools[arena->untouched_index++];
     /* The head arena has the fewest free pools, so one fewer keeps it first. */
@@ -324,12 +318,12 @@ static bool pool_give_back(om_heap *h, omi_pool *pool)
     if (pool->list_state != OMI_POOL_UNLISTED)
         pool_unlink(h, pool);
     pool->class_index = OMI_POOL_UNASSIGNED;
-    pool_links(pool)->next = arena->free_pools;
+    pool->next = arena->free_pools;
     arena->free_pools = pool;
     if (arena->in_usable_list)
         arena_list_unlink(h, arena);
     arena->nfree_pools++;
-    if (arena->nfree_pools == OMI_POOLS_PER_ARENA) {
+    if (arena->nfree_pools == OMI_POOLS_USABLE) {
         arena_retire(h, arena);
         return true;
     }
@@ -347,7 +341,7 @@ static bool pool_is_warm_in(const omi_pool *pool, const omi_arena *arena)
 /* true if every assigned pool of arena is an empty class head of h. O(32). */
 static bool arena_held_only_by_warm_pools(const om_heap *h, const omi_arena *arena)
 {
-    uint32_t assigned = (uint32_t)OMI_POOLS_PER_ARENA - arena->nfree_pools;
+    uint32_t assigned = (uint32_t)OMI_POOLS_USABLE - arena->nfree_pools;
     if (assigned > OMI_CLASS_COUNT)
         return false;
     uint32_t warm = 0;
@@ -401,7 +395,7 @@ void omi_pool_free_slow(omi_pool *pool, bool was_exhausted)
         om_assert(pool->list_state == OMI_POOL_UNLISTED);
         pool_link_head(h, pool);
         /* The old head may be an empty warm pool: no longer the only one. */
-        omi_pool *old_head = pool_links(pool)->next;
+        omi_pool *old_head = pool->next;
         if (old_head != NULL && old_head->used == 0)
             pool_release_empty(h, old_head);
     }

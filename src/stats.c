@@ -38,7 +38,7 @@ int om_heap_get_stats(const om_heap *h, om_heap_stats *out)
     out->mapped_bytes = h->arenas_current * OMI_ARENA_SIZE;
     for (const omi_arena *arena = h->all_arenas; arena != NULL; arena = arena->all_next) {
         out->pools_free += arena->nfree_pools;
-        for (uint32_t i = 0; i < arena->untouched_index; i++) {
+        for (uint32_t i = 1; i < arena->untouched_index; i++) {
             if (arena->pools[i].class_index != OMI_POOL_UNASSIGNED)
                 stats_add_pool(out, &arena->pools[i]);
         }
@@ -83,8 +83,9 @@ void om_heap_print_stats(const om_heap *h, FILE *out)
     fprintf(out, "%-36s = %15zu\n", "# pools in use", s.pools_used);
     fprintf(out, "%-36s = %15zu\n", "# unused pools", s.pools_free);
     fprintf(out, "%-36s = %15zu\n", "# bytes in arena descriptors",
-            s.arenas_current * OMI_ARENA_DESC_SIZE);
-    size_t accounted = s.small_used_bytes + s.small_free_bytes + s.pools_free * s.pool_size;
+            s.arenas_current * s.pool_size);
+    size_t accounted = s.small_used_bytes + s.small_free_bytes +
+                       (s.pools_free + s.arenas_current) * s.pool_size;
     fprintf(out, "%-36s = %15zu\n", "# bytes lost to quantization",
             s.mapped_bytes > accounted ? s.mapped_bytes - accounted : 0);
     fprintf(out, "%-36s = %15zu\n", "Total", s.mapped_bytes);

@@ -3,10 +3,9 @@
  *
  * Legend:
  *   omi_block       a free small block: its first word links the free list
- *   omi_pool        hot state of one 16 KiB pool: size class, free list,
- *                   count of used blocks
- *   omi_pool_links  cold state of one pool: its list links
- *   omi_arena       descriptor of one 1 MiB arena, in a page of its own:
+ *   omi_pool        state of one 16 KiB pool: size class, free list,
+ *                   count of used blocks, list links
+ *   omi_arena       descriptor of one 1 MiB arena, at the arena's start:
  *                   its pools' states, its place in the heap's arena lists
  *   om_heap     all allocator state: per-class lists of usable pools, the
  *               arenas ordered fullest first, counters
@@ -14,7 +13,7 @@
  * Memory picture (one arena, aligned to OMI_ARENA_SIZE):
  *
  *   arena base                                          base + 1 MiB
- *   | pool 0 | pool 1 | … | pool k (never used yet) … | pool 63 |
+ *   | descriptor | pool 1 | … | pool k (never used yet) … | pool 63 |
  *   pool = | block | block | … | block | tail |     (no header inside)
  */
 #ifndef OM_TYPES_H
@@ -38,6 +37,7 @@
 #define OMI_POOL_SIZE ((size_t)1 << OM_POOL_SHIFT)
 #define OMI_POOL_MASK (OMI_POOL_SIZE - 1)
 #define OMI_POOLS_PER_ARENA (OMI_ARENA_SIZE / OMI_POOL_SIZE)
+#define OMI_POOLS_USABLE (OMI_POOLS_PER_ARENA - 1)   /* pool 0 holds the descriptor */
 #define OMI_CLASS_COUNT OM_SMALL_CLASS_COUNT
 #define OMI_ALIGN_SHIFT 4            /* size classes are 16 B apart */
 #define OMI_CARVE_SPAN ((size_t)4096) /* blocks are carved a page at a time */
@@ -65,14 +65,16 @@ enum omi_pool_list_state {
 };
 
 /*
- * The hot state of one pool: everything the allocation and free fast paths
- * touch, 16 bytes, four to a cache line. It lives in a dense array in the
- * arena descriptor, not in the pool, so that a free at a random address
- * touches the block and a metadata line that is likely cached, instead of a
- * header 16 KiB away from every other header (a cache miss and a TLB miss).
+ * The state of one pool: 32 bytes, two to a cache line. It lives in a dense
+ * array in the arena descriptor, not in the pool, so that a free at a
+ * random address touches the block and one metadata line that is likely
+ * cached, instead of a header 16 KiB away from every other header (a cache
+ * miss and a TLB miss). The fast paths use the first 16 bytes; the list
+ * links share the line so that relinking a pool costs no second line.
  * Invariants (pool of class c, block size s = (c + 1) * 16):
  *   used + |free list| + (pool_size - next_offset) / s = pool_size / s
  *   list_state != UNLISTED  <=>  the pool is in heap->usable[c]
+ *   listed  =>  freeblock != NULL
  *   UNLISTED and assigned   =>   free list empty and nothing left to carve
  */
 typedef struct omi_pool {
@@ -81,56 +83,44 @@ typedef struct omi_pool {
     uint16_t next_offset;            /* offset of the first never-carved block */
     uint8_t class_index;             /* size class, or OMI_POOL_UNASSIGNED */
     uint8_t list_state;              /* enum omi_pool_list_state */
+    struct omi_pool *next;           /* usable list, or the arena's free pools */
+    struct omi_pool *prev;           /* usable list; NULL at the head */
 } omi_pool;
-
-/* The list links of one pool, touched only on slow paths. They sit in an
- * array parallel to the hot states with the same 16-byte stride, so a
- * pool's links are at a constant distance from its state. */
-typedef struct omi_pool_links {
-    omi_pool *next;                  /* usable list, or the arena's free pools */
-    omi_pool *prev;                  /* usable list; NULL at the head */
-} omi_pool_links;
 
 _Static_assert(OMI_POOL_SIZE <= 0xFFFF, "used and next_offset are kept in 16 bits");
 _Static_assert(OMI_CLASS_COUNT < 0xFF, "class_index is kept in 8 bits");
-_Static_assert(sizeof(omi_pool) == 16 && sizeof(omi_pool_links) == 16,
-               "pool states and links are four to a cache line, same stride");
+_Static_assert(sizeof(omi_pool) == 32, "pool states are two to a cache line");
 
 /* ---- Arenas -------------------------------------------------------------- */
 
 /*
- * An arena descriptor sits in a page of its own, aligned to its size, so the
- * arena of a pool's hot state is that pointer with the low bits cleared.
+ * An arena's descriptor sits at the start of the arena, in the place of
+ * pool 0 (which is never handed out; only the descriptor's own pages of it
+ * are ever touched). So the descriptor of any block, or of any pool state,
+ * is that address with the low 20 bits cleared: the free path finds the
+ * pool state from the pointer alone, in parallel with the address-map check.
  * An arena is in exactly one of: the heap's usable list (some pool free,
  * sorted by nfree_pools ascending so the fullest is used first), no list
  * (every pool assigned), or heap->spare (every pool free, kept for reuse).
  * Every arena is also on the heap's all-arenas list.
  *   nfree_pools = |free_pools| + (OMI_POOLS_PER_ARENA - untouched_index)
+ *   1 <= untouched_index <= OMI_POOLS_PER_ARENA
  */
-#define OMI_ARENA_DESC_SHIFT 12
-#define OMI_ARENA_DESC_SIZE ((size_t)1 << OMI_ARENA_DESC_SHIFT)
-
 typedef struct omi_arena {
-    uintptr_t base;                  /* address of pool 0, OMI_ARENA_SIZE aligned */
     om_heap *heap;                   /* owner */
-    uint32_t nfree_pools;            /* pools not assigned to a class */
+    uint32_t nfree_pools;            /* usable pools not assigned to a class */
     uint32_t untouched_index;        /* pools from here on were never used */
-    omi_pool *free_pools;            /* emptied pools, linked through links[].next */
+    omi_pool *free_pools;            /* emptied pools, linked through ->next */
     struct omi_arena *next;          /* usable list, toward more free pools */
     struct omi_arena *prev;          /* usable list, toward fuller arenas */
     struct omi_arena *all_next;      /* all-arenas list */
     struct omi_arena *all_prev;
     bool in_usable_list;             /* on the usable list now */
     om_arena_allocator allocator;    /* the allocator that mapped it */
-    _Alignas(64) omi_pool pools[OMI_POOLS_PER_ARENA];   /* hot state per pool */
-    omi_pool_links links[OMI_POOLS_PER_ARENA];          /* list links per pool */
+    _Alignas(64) omi_pool pools[OMI_POOLS_PER_ARENA];   /* state per pool */
 } omi_arena;
 
-/* From a pool's state to its links: a constant distance. */
-#define OMI_POOL_LINKS_DELTA (offsetof(omi_arena, links) - offsetof(omi_arena, pools))
-
-_Static_assert(sizeof(omi_arena) <= OMI_ARENA_DESC_SIZE,
-               "arena descriptor outgrew its page: raise OMI_ARENA_DESC_SHIFT");
+_Static_assert(sizeof(omi_arena) <= OMI_POOL_SIZE, "the descriptor must fit in pool 0");
 
 /* ---- The heap ------------------------------------------------------------ */
 
@@ -138,7 +128,7 @@ struct om_heap {
     omi_pool *usable[OMI_CLASS_COUNT];   /* pools with room per class;
                                             &omi_pool_sentinel when none */
     omi_arena *usable_arenas;            /* head: fewest free pools */
-    omi_arena *last_with_nfree[OMI_POOLS_PER_ARENA + 1]; /* last usable arena
+    omi_arena *last_with_nfree[OMI_POOLS_USABLE + 1]; /* last usable arena
                                             having exactly n free pools */
     omi_arena *all_arenas;               /* every arena, spare included */
     omi_arena *spare;                    /* one wholly free arena, or NULL */
