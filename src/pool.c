@@ -59,8 +59,9 @@
  * pool sit on the heap's usable-arena list sorted by that count, fewest
  * first, so new pools come from the fullest arena and the emptiest arenas
  * get the chance to drain completely. `last_with_nfree[n]` points at the
- * last arena holding exactly n free pools, which makes re-sorting after a
- * change of ±1 a splice rather than a walk (CPython's nfp2lasta). A wholly
+ * last arena holding exactly n free pools, and a 64-bit mask says which n
+ * have one, so re-sorting after a change is a splice rather than a walk
+ * (CPython's nfp2lasta, plus the mask). A wholly
  * free arena is unmapped at once, except one spare per heap kept against
  * thrashing at a boundary. Arenas are registered in the address map (which
  * is how a free with no heap argument knows a pointer is ours).
@@ -140,12 +141,21 @@ static void pool_unlink_exhausted_head(om_heap *h, omi_pool *pool)
 
 /* ---- Arena ordering -------------------------------------------------------- */
 
+static void arena_set_last(om_heap *h, uint32_t n, omi_arena *arena)
+{
+    h->last_with_nfree[n] = arena;
+    if (arena != NULL)
+        h->nfree_present |= (uint64_t)1 << n;
+    else
+        h->nfree_present &= ~((uint64_t)1 << n);
+}
+
 static void arena_list_unlink(om_heap *h, omi_arena *arena)
 {
     uint32_t n = arena->nfree_pools;
     if (h->last_with_nfree[n] == arena)
-        h->last_with_nfree[n] =
-            (arena->prev != NULL && arena->prev->nfree_pools == n) ? arena->prev : NULL;
+        arena_set_last(h, n, (arena->prev != NULL && arena->prev->nfree_pools == n)
+                                 ? arena->prev : NULL);
     if (arena->prev != NULL)
         arena->prev->next = arena->next;
     else
@@ -157,18 +167,13 @@ static void arena_list_unlink(om_heap *h, omi_arena *arena)
 }
 
 /* Inserts arena where its nfree_pools keeps the list ascending: after the
- * last arena with as many or fewer free pools. At most one probe per pool
- * count, usually one. */
+ * last arena with as many or fewer free pools, found in O(1) from the
+ * bitmap of counts that have a last arena. */
 static void arena_list_insert(om_heap *h, omi_arena *arena)
 {
     uint32_t n = arena->nfree_pools;
-    omi_arena *after = NULL;
-    for (uint32_t k = n + 1; k-- > 0;) {
-        if (h->last_with_nfree[k] != NULL) {
-            after = h->last_with_nfree[k];
-            break;
-        }
-    }
+    uint64_t at_most_n = h->nfree_present & (((uint64_t)2 << n) - 1);
+    omi_arena *after = at_most_n != 0 ? h->last_with_nfree[63 - __builtin_clzll(at_most_n)] : NULL;
     arena->prev = after;
     arena->next = after != NULL ? after->next : h->usable_arenas;
     if (arena->next != NULL)
@@ -177,7 +182,7 @@ static void arena_list_insert(om_heap *h, omi_arena *arena)
         after->next = arena;
     else
         h->usable_arenas = arena;
-    h->last_with_nfree[n] = arena;
+    arena_set_last(h, n, arena);
     arena->in_usable_list = true;
 }
 
@@ -290,22 +295,27 @@ static omi_pool *pool_take(om_heap *h, size_t class_index)
     if (arena == NULL)
         return NULL;
     omi_pool *pool = arena->free_pools;
-    if (pool != NULL)
+    if (pool != NULL) {
         arena->free_pools = pool->next;
-    else
+    } else {
         pool = &arena->pools[arena->untouched_index++];
+        pool->kept_class = OMI_POOL_UNASSIGNED;
+    }
     /* The head arena has the fewest free pools, so one fewer keeps it first. */
     arena_list_unlink(h, arena);
     arena->nfree_pools--;
     if (arena->nfree_pools > 0)
         arena_list_insert(h, arena);
-    pool->freeblock = NULL;
-    pool->used = 0;
+    om_assert(pool->used == 0);
     pool->class_index = (uint8_t)class_index;
-    pool->next_offset = 0;
-    /* Every block starts out inaccessible to the memory checkers. */
-    omi_track_internal_close(pool_memory(pool), OMI_POOL_SIZE);
-    pool_carve(pool);
+    if (pool->kept_class != class_index) {
+        /* A fresh pool, or one whose free list is of another class: carve
+         * anew. Every block starts out inaccessible to memory checkers. */
+        pool->freeblock = NULL;
+        pool->next_offset = 0;
+        omi_track_internal_close(pool_memory(pool), OMI_POOL_SIZE);
+        pool_carve(pool);
+    }
     pool_link_head(h, pool);
     return pool;
 }
@@ -317,6 +327,9 @@ static bool pool_give_back(om_heap *h, omi_pool *pool)
     omi_arena *arena = omi_arena_of_pool(pool);
     if (pool->list_state != OMI_POOL_UNLISTED)
         pool_unlink(h, pool);
+    /* Every block is on the free list: a later take for the same class
+     * reuses the list instead of carving again. */
+    pool->kept_class = pool->class_index;
     pool->class_index = OMI_POOL_UNASSIGNED;
     pool->next = arena->free_pools;
     arena->free_pools = pool;

@@ -83,6 +83,8 @@ typedef struct omi_pool {
     uint16_t next_offset;            /* offset of the first never-carved block */
     uint8_t class_index;             /* size class, or OMI_POOL_UNASSIGNED */
     uint8_t list_state;              /* enum omi_pool_list_state */
+    uint8_t kept_class;              /* back in its arena: the class whose
+                                        free list it still holds */
     struct omi_pool *next;           /* usable list, or the arena's free pools */
     struct omi_pool *prev;           /* usable list; NULL at the head */
 } omi_pool;
@@ -121,6 +123,7 @@ typedef struct omi_arena {
 } omi_arena;
 
 _Static_assert(sizeof(omi_arena) <= OMI_POOL_SIZE, "the descriptor must fit in pool 0");
+_Static_assert(OMI_POOLS_USABLE < 64, "free-pool counts index a 64-bit mask");
 
 /* ---- The heap ------------------------------------------------------------ */
 
@@ -130,6 +133,7 @@ struct om_heap {
     omi_arena *usable_arenas;            /* head: fewest free pools */
     omi_arena *last_with_nfree[OMI_POOLS_USABLE + 1]; /* last usable arena
                                             having exactly n free pools */
+    uint64_t nfree_present;              /* bit n: last_with_nfree[n] != NULL */
     omi_arena *all_arenas;               /* every arena, spare included */
     omi_arena *spare;                    /* one wholly free arena, or NULL */
     omi_arena *warm_arena;               /* the one arena allowed to be held
