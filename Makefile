@@ -22,7 +22,7 @@ demo: build
 test: test-release test-asan
 
 test-release:
-	$(CMAKE) -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOM_WERROR=ON -DOM_VALGRIND=ON
+	$(CMAKE) -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOM_WERROR=ON
 	$(CMAKE) --build build -j $(JOBS)
 	$(CTEST) --test-dir build --output-on-failure -j $(JOBS)
 
