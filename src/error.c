@@ -46,6 +46,15 @@ void omi_fatal(const char *fmt, ...)
     abort();
 }
 
+void omi_invalid_pointer(const char *function, const void *p, const char *finding)
+{
+    omi_fatal("%s(%p): not a block objmem handed out\n"
+              "  the address map says: %s\n"
+              "  (a pointer from another allocator, the inside of a block, or a block\n"
+              "  already freed)",
+              function, p, finding);
+}
+
 void *omi_out_of_memory(size_t size)
 {
     errno = ENOMEM;

@@ -35,6 +35,10 @@
 OMI_HIDDEN void omi_set_error(om_error code, const char *fmt, ...) OMI_PRINTF(2, 3) OMI_COLD;
 /* Prints one "objmem: fatal error: …" report to stderr and aborts. */
 OMI_HIDDEN _Noreturn void omi_fatal(const char *fmt, ...) OMI_PRINTF(1, 2) OMI_COLD;
+/* Fatal misuse: `function` got pointer p that is not the start of a live
+ * block; `finding` says what the address map knows of p. One report, abort. */
+OMI_HIDDEN _Noreturn void omi_invalid_pointer(const char *function, const void *p,
+                                               const char *finding) OMI_COLD;
 /* Sets OM_ENOMEM and errno = ENOMEM for a request of `size` bytes; NULL. */
 OMI_HIDDEN void *omi_out_of_memory(size_t size) OMI_COLD;
 /* Sets OM_ENOMEM and errno = ENOMEM for a count * size that overflows; NULL. */
@@ -74,6 +78,8 @@ _Static_assert(OMI_MAP_ROOT_BITS > 0, "arenas too large for the map");
 enum omi_owner_kind {
     OMI_OWNER_NONE = 0,
     OMI_OWNER_SMALL = 1,             /* a pool arena: descriptor is omi_arena */
+    OMI_OWNER_MEDIUM = 2,            /* a page-run arena: descriptor is omi_medium_arena */
+    OMI_OWNER_LARGE = 3,             /* a large mapping: descriptor is omi_large */
 };
 #define OMI_OWNER_KIND_MASK ((uintptr_t)0xF)
 
@@ -186,6 +192,27 @@ static inline size_t omi_pool_usable_size(const void *p)
 {
     return omi_class_block_size(omi_pool_of(p)->class_index);
 }
+
+/* ---- large.c ------------------------------------------------------------- */
+
+/* Blocks above OMI_MEDIUM_SIZE_MAX, each in a mapping of its own, aligned to
+ * OMI_ARENA_SIZE and a whole number of arena slots long so that no other
+ * owner shares an address-map slot with it; registered as OMI_OWNER_LARGE
+ * with the block's descriptor as the entry. */
+#define OMI_MEDIUM_SIZE_MAX ((size_t)256 << 10)
+
+/* A block of `size` bytes aligned to `alignment` (a power of two >= 16),
+ * owned by h; NULL with OM_ENOMEM. */
+OMI_HIDDEN void *omi_large_malloc(om_heap *h, size_t size, size_t alignment);
+/* Frees p, whose address-map entry is `entry`; a p that is not the block's
+ * start is fatal (omi_invalid_pointer with `function`). */
+OMI_HIDDEN void omi_large_free(const char *function, uintptr_t entry, void *p);
+/* Resizes in place or moves the mapping with mremap (never copies); size
+ * stays above OMI_MEDIUM_SIZE_MAX. NULL with OM_ENOMEM, p intact. */
+OMI_HIDDEN void *omi_large_realloc(const char *function, uintptr_t entry, void *p, size_t size);
+OMI_HIDDEN size_t omi_large_usable_size(const char *function, uintptr_t entry, const void *p);
+/* Unmaps every large block of h. */
+OMI_HIDDEN void omi_large_heap_release_all(om_heap *h);
 
 /* ---- heap.c -------------------------------------------------------------- */
 

@@ -138,6 +138,9 @@ struct om_heap {
     omi_arena *spare;                    /* one wholly free arena, or NULL */
     omi_arena *warm_arena;               /* the one arena allowed to be held
                                             only by warm pools, or NULL */
+    struct omi_large *large_blocks;      /* large mappings of this heap (large.c) */
+    size_t large_count;                  /* how many */
+    size_t large_bytes;                  /* their usable bytes */
     size_t arenas_allocated;             /* counters since creation */
     size_t arenas_freed;
     size_t arenas_current;
