@@ -93,17 +93,26 @@ OM_API void om_clear_error(void);
  *  - realloc(NULL, n) is malloc(n); realloc keeps the old contents up to the
  *    smaller size; on failure it returns NULL and leaves the old block intact;
  *  - free(NULL) does nothing;
- *  - blocks of at most OM_SMALL_SIZE_MAX bytes come from the pools of the
- *    heap. When a pool empties it goes back to its arena, except that each
- *    size class keeps its last pool warm, so that an allocate/free pair does
- *    not flip a pool between empty and used; a wholly free arena is unmapped
- *    at once, except one spare per heap, and an arena that only warm pools
- *    hold is kept once per heap (om_heap_trim releases all of these);
- *  - realloc to at most OM_SMALL_SIZE_MAX bytes always yields a pool block
- *    (a system block shrunk that far moves into the pools); larger blocks come from the system allocator, and a pointer that
- *    is not inside an objmem arena is passed to the system free/realloc
- *    (CPython's rule). An interior pointer (one objmem never returned) is
- *    undefined behaviour.
+ *  - every block belongs to objmem, in three tiers by size:
+ *      ≤ OM_SMALL_SIZE_MAX (512 B)      pools of 16 KiB in 1 MiB arenas;
+ *      ≤ OM_MEDIUM_SIZE_MAX (256 KiB)   page runs in 1 MiB arenas, in size
+ *                                       classes at most 25 % apart (12.5 %
+ *                                       above 1 KiB); freed runs coalesce;
+ *      larger                           a mapping of its own, unmapped at
+ *                                       free; realloc resizes it with mremap
+ *                                       instead of copying;
+ *    realloc moves a block whose new size belongs to another tier;
+ *  - when a pool empties it goes back to its arena, except that each size
+ *    class keeps its last pool warm, so that an allocate/free pair does not
+ *    flip a pool between empty and used; a wholly free arena is unmapped at
+ *    once, except one spare per heap and tier, and one pool arena that only
+ *    warm pools hold; each medium class caches a few freed blocks
+ *    (om_heap_trim releases all of these);
+ *  - free, realloc and om_usable_size of a pointer that objmem did not hand
+ *    out (another allocator's, or the inside of a block) or of a medium
+ *    block already freed is fatal misuse: one report on stderr naming the
+ *    call, the address and what the address map knows of it, then abort().
+ *    (A small block freed twice is caught by the debug hooks.)
  */
 
 /** Alignment of every block that objmem returns, in bytes. */
@@ -112,6 +121,10 @@ OM_API void om_clear_error(void);
 #define OM_SMALL_SIZE_MAX 512
 /** Number of small size classes: 16, 32, …, 512 bytes. */
 #define OM_SMALL_CLASS_COUNT (OM_SMALL_SIZE_MAX / OM_ALIGNMENT)
+/** Largest request served from medium page runs, in bytes. */
+#define OM_MEDIUM_SIZE_MAX ((size_t)256 << 10)
+/** Number of medium size classes: 640 B … 256 KiB, four per doubling. */
+#define OM_MEDIUM_CLASS_COUNT 36
 
 OM_API void *om_raw_malloc(size_t size) OM_MALLOC_LIKE OM_ALLOC_SIZE(1) OM_NODISCARD;
 OM_API void *om_raw_calloc(size_t count, size_t size) OM_MALLOC_LIKE OM_ALLOC_SIZE2(1, 2) OM_NODISCARD;
@@ -129,8 +142,15 @@ OM_API void *om_obj_realloc(void *ptr, size_t size) OM_ALLOC_SIZE(2) OM_NODISCAR
 OM_API void om_obj_free(void *ptr);
 
 /** Bytes usable in the block at ptr (at least the size asked for; 0 for NULL).
- *  Works for blocks of any domain and any heap. */
+ *  Works for blocks of the MEM and OBJ domains and of any heap. */
 OM_API size_t om_usable_size(const void *ptr);
+
+/** A block of `size` bytes from the default heap whose address is a
+ *  multiple of `alignment` (a power of two; any size, from 16 bytes to
+ *  several MiB). Free it with om_mem_free or om_obj_free. NULL with
+ *  OM_EINVAL for an alignment that is not a power of two, OM_ENOMEM when out
+ *  of memory. */
+OM_API void *om_aligned_alloc(size_t alignment, size_t size) OM_MALLOC_LIKE OM_ALLOC_SIZE(2) OM_NODISCARD;
 
 /** The three allocation domains. */
 typedef enum om_domain {
@@ -175,14 +195,14 @@ typedef struct om_heap om_heap;
 /** A new, empty heap, or NULL (OM_ENOMEM). */
 OM_API om_heap *om_heap_new(void) OM_NODISCARD;
 
-/** Release every arena of the heap at once, including blocks still in use,
- *  then the heap itself. Blocks larger than OM_SMALL_SIZE_MAX live in the
- *  system allocator and are not released. h may not be the default heap. */
+/** Release all memory of the heap at once (arenas and large mappings),
+ *  including blocks still in use, then the heap itself. h may not be the
+ *  default heap. */
 OM_API void om_heap_delete(om_heap *h);
 
 /** Give back to the OS everything heap h (NULL = default heap) holds free
- *  now: the empty pool each size class keeps warm, and the spare arena.
- *  Returns the number of bytes unmapped. */
+ *  now: the empty pool each size class keeps warm, the medium caches, and
+ *  the spare arenas. Returns the number of bytes unmapped. */
 OM_API size_t om_heap_trim(om_heap *h);
 
 /** The heap that the MEM and OBJ domains use. */
@@ -196,6 +216,8 @@ OM_API void *om_heap_calloc(om_heap *h, size_t count, size_t size) OM_MALLOC_LIK
 /** Resize ptr (which may belong to any heap); a moved block is reallocated
  *  in h (NULL = the default heap). */
 OM_API void *om_heap_realloc(om_heap *h, void *ptr, size_t size) OM_ALLOC_SIZE(3) OM_NODISCARD;
+/** om_aligned_alloc from heap h (NULL = the default heap). */
+OM_API void *om_heap_aligned_alloc(om_heap *h, size_t alignment, size_t size) OM_MALLOC_LIKE OM_ALLOC_SIZE(3) OM_NODISCARD;
 
 /* ------------------------------------------------------------------------ */
 /* 5. Arena allocator                                                       */
@@ -252,6 +274,14 @@ typedef struct om_heap_stats {
     size_t small_free_bytes;     /**< bytes in free small blocks of used pools */
     size_t mapped_bytes;         /**< arenas_current * arena_size */
     om_size_class_stats classes[OM_SMALL_CLASS_COUNT]; /**< index i: (i+1)*16 B */
+    size_t medium_arenas_current;   /**< medium arenas mapped now */
+    size_t medium_arenas_allocated; /**< medium arenas mapped since the heap was made */
+    size_t medium_arenas_freed;     /**< medium arenas unmapped since then */
+    size_t medium_used_bytes;       /**< bytes in medium blocks in use */
+    size_t medium_cached_bytes;     /**< bytes in freed medium blocks held by the class caches */
+    size_t medium_free_bytes;       /**< bytes in free medium runs */
+    size_t large_count;             /**< large blocks (own mappings) in use */
+    size_t large_bytes;             /**< their usable bytes */
 } om_heap_stats;
 
 /** Fill *out with a snapshot of heap h (NULL = the default heap). Walks every

@@ -66,13 +66,13 @@ static void *heap_domain_calloc(void *ctx, size_t count, size_t size)
 
 static void *heap_domain_realloc(void *ctx, void *ptr, size_t size)
 {
-    return omi_heap_realloc(ctx, ptr, size);
+    return omi_heap_realloc("om_*_realloc", ctx, ptr, size);
 }
 
 static void heap_domain_free(void *ctx, void *ptr)
 {
     (void)ctx;
-    omi_free(ptr);
+    omi_free("om_*_free", ptr);
 }
 
 #define RAW_DEFAULT {NULL, raw_malloc, raw_calloc, raw_realloc, raw_free}
@@ -173,13 +173,14 @@ void om_raw_free(void *ptr)
     }                                                                              \
     void *prefix##_realloc(void *ptr, size_t size)                                 \
     {                                                                              \
-        return DOMAIN_CALL(d, omi_heap_realloc(&omi_default_heap, ptr, size),      \
+        return DOMAIN_CALL(d, omi_heap_realloc(#prefix "_realloc", &omi_default_heap,\
+                                               ptr, size),                         \
                            realloc, ptr, size);                                    \
     }                                                                              \
     void prefix##_free(void *ptr)                                                  \
     {                                                                              \
         if (omi_likely(domains.is_default[d]))                                     \
-            omi_free(ptr);                                                         \
+            omi_free(#prefix "_free", ptr);                                        \
         else                                                                       \
             domains.allocators[d].free(domains.allocators[d].ctx, ptr);            \
     }

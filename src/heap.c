@@ -1,25 +1,26 @@
 /*
- * heap.c — private heaps and the requests that are not small.
+ * heap.c — private heaps, and the routing of requests and pointers.
  *
  * An om_heap (types.h) holds all allocator state; nothing lives in other
  * globals except the default heap, which the MEM and OBJ domains use and
  * which is statically initialised so the first allocation needs no set-up.
  *
  * Routing of a request of n bytes from heap h:
- *   n ≤ OM_SMALL_SIZE_MAX  → the pools of h (pool.c)
- *   n > OM_SMALL_SIZE_MAX  → the system allocator (until the medium and large
- *                            allocators exist)
- * Routing of a pointer (free, realloc, usable size): the address map says
- * whether it is in a pool arena, and the pool header says which class and
- * heap; any other pointer belongs to the system allocator (CPython's rule).
+ *   n ≤ OM_SMALL_SIZE_MAX (512 B)     → the pools of h (pool.c)
+ *   n ≤ OMI_MEDIUM_SIZE_MAX (256 KiB) → page runs of h's medium arenas (medium.c)
+ *   larger                            → a mapping of its own (large.c)
+ * Routing of a pointer (free, realloc, usable size): the address map's
+ * entry says pool arena, medium arena or large mapping; anything else is
+ * not objmem's, and a pointer objmem never handed out (foreign, or inside a
+ * block) is reported as fatal misuse, naming the public call.
+ *
+ * realloc keeps every block in the tier its size belongs to: a block that
+ * shrinks or grows across 512 B or 256 KiB moves.
+ *
  * At load time, OBJMEM_MALLOCSTATS=1 arranges for the default heap's tables
  * to be printed to stderr at exit (here, because every program that
  * allocates links this file).
- *
- * realloc keeps the invariant "a block of ≤ 512 bytes lives in a pool": a
- * system block shrunk that far moves into the pools.
  */
-#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,27 +61,29 @@ void om_heap_delete(om_heap *h)
     if (h->is_default)
         omi_fatal("om_heap_delete: the default heap cannot be deleted");
     omi_pool_heap_release_all(h);
+    omi_medium_heap_release_all(h);
+    omi_large_heap_release_all(h);
     free(h);
 }
 
-static om_heap *heap_or_default(om_heap *h);
+static om_heap *heap_or_default(om_heap *h)
+{
+    return h != NULL ? h : &omi_default_heap;
+}
 
 size_t om_heap_trim(om_heap *h)
 {
-    return omi_pool_heap_trim(heap_or_default(h));
+    h = heap_or_default(h);
+    return omi_pool_heap_trim(h) + omi_medium_heap_trim(h);
 }
 
-void *omi_heap_malloc_large(size_t size)
+void *omi_heap_malloc_big(om_heap *h, size_t size)
 {
+    if (size <= OMI_MEDIUM_SIZE_MAX)
+        return omi_medium_malloc(h, size);
     if (size > PTRDIFF_MAX)
         return omi_out_of_memory(size);
-    void *p = malloc(size);
-    return p != NULL ? p : omi_out_of_memory(size);
-}
-
-void omi_free_foreign(void *p)
-{
-    free(p);
+    return omi_large_malloc(h, size, OM_ALIGNMENT);
 }
 
 void *omi_heap_calloc(om_heap *h, size_t count, size_t size)
@@ -94,6 +97,71 @@ void *omi_heap_calloc(om_heap *h, size_t count, size_t size)
     return p;
 }
 
+/* A small block of a power-of-two class is aligned to its size. */
+static size_t heap_small_aligned_size(size_t alignment, size_t size)
+{
+    size_t wanted = size > alignment ? size : alignment;
+    size_t power = OM_ALIGNMENT;
+    while (power < wanted)
+        power <<= 1;
+    return power;
+}
+
+void *omi_heap_aligned_malloc(om_heap *h, size_t alignment, size_t size)
+{
+    if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
+        omi_set_error(OM_EINVAL, "aligned allocation: alignment %zu is not a power of two",
+                      alignment);
+        return NULL;
+    }
+    if (alignment <= OM_ALIGNMENT)
+        return omi_heap_malloc(h, size);
+    if (size > PTRDIFF_MAX)
+        return omi_out_of_memory(size);
+    size_t small = heap_small_aligned_size(alignment, size);
+    if (small <= OM_SMALL_SIZE_MAX)
+        return omi_pool_malloc(h, small);
+    if (size <= OMI_MEDIUM_SIZE_MAX && alignment <= OMI_MEDIUM_ALIGN_MAX)
+        return omi_medium_aligned_malloc(h, size > OM_SMALL_SIZE_MAX ? size : OM_SMALL_SIZE_MAX + 1,
+                                         alignment);
+    return omi_large_malloc(h, size > OMI_MEDIUM_SIZE_MAX ? size : OMI_MEDIUM_SIZE_MAX + 1,
+                            alignment);
+}
+
+void omi_free_slow(const char *function, uintptr_t entry, void *p)
+{
+    switch (entry & OMI_OWNER_KIND_MASK) {
+    case OMI_OWNER_SMALL:
+        omi_invalid_pointer(function, p, "inside a pool, not at the start of a handed-out block");
+    case OMI_OWNER_MEDIUM:
+        omi_medium_free(function, p);
+        return;
+    case OMI_OWNER_LARGE:
+        omi_large_free(function, entry, p);
+        return;
+    default:
+        omi_invalid_pointer(function, p, "not in any objmem arena or mapping");
+    }
+}
+
+size_t omi_usable_size(const char *function, const void *p)
+{
+    uintptr_t entry = omi_addrmap_lookup(p);
+    switch (entry & OMI_OWNER_KIND_MASK) {
+    case OMI_OWNER_SMALL:
+        if (!omi_pool_block_is_valid(omi_pool_of(p), p))
+            omi_invalid_pointer(function, p,
+                                "inside a pool, not at the start of a handed-out block");
+        return omi_class_block_size(omi_pool_of(p)->class_index);
+    case OMI_OWNER_MEDIUM:
+        return omi_medium_usable_size(function, p);
+    case OMI_OWNER_LARGE:
+        return omi_large_usable_size(function, entry, p);
+    default:
+        omi_invalid_pointer(function, p, "not in any objmem arena or mapping");
+    }
+}
+
 /* A small block stays where it is when the new size still fits its class
  * and wastes at most a quarter of it; otherwise it moves. */
 static bool heap_small_fits(size_t block_size, size_t size)
@@ -101,33 +169,42 @@ static bool heap_small_fits(size_t block_size, size_t size)
     return size <= block_size && (size > block_size / 4 * 3 || block_size == OM_ALIGNMENT);
 }
 
-void *omi_heap_realloc(om_heap *h, void *p, size_t size)
+/* Moves p's contents (old_size bytes of them, at most) into a new block. */
+static void *heap_move(const char *function, om_heap *h, void *p, size_t old_size, size_t size)
+{
+    void *moved = omi_heap_malloc(h, size);
+    if (moved == NULL)
+        return NULL;
+    memcpy(moved, p, old_size < size ? old_size : size);
+    omi_free(function, p);
+    return moved;
+}
+
+void *omi_heap_realloc(const char *function, om_heap *h, void *p, size_t size)
 {
     if (p == NULL)
         return omi_heap_malloc(h, size);
     if (size > PTRDIFF_MAX)
         return omi_out_of_memory(size);
     uintptr_t entry = omi_addrmap_lookup(p);
-    bool in_pool = entry != 0;
-    if (!in_pool && size > OM_SMALL_SIZE_MAX) {
-        void *moved = realloc(p, size);
-        return moved != NULL ? moved : omi_out_of_memory(size);
+    switch (entry & OMI_OWNER_KIND_MASK) {
+    case OMI_OWNER_SMALL: {
+        size_t old_size = omi_usable_size(function, p);
+        if (heap_small_fits(old_size, size))
+            return p;
+        return heap_move(function, h, p, old_size, size);
     }
-    size_t old_size = in_pool ? omi_pool_usable_size(p) : malloc_usable_size(p);
-    if (in_pool && heap_small_fits(old_size, size))
-        return p;
-    /* Between a pool and the system, or between two classes: move. */
-    void *moved = omi_heap_malloc(h, size);
-    if (moved == NULL)
-        return NULL;
-    memcpy(moved, p, old_size < size ? old_size : size);
-    omi_free(p);
-    return moved;
-}
-
-static om_heap *heap_or_default(om_heap *h)
-{
-    return h != NULL ? h : &omi_default_heap;
+    case OMI_OWNER_MEDIUM:
+        if (size > OM_SMALL_SIZE_MAX && size <= OMI_MEDIUM_SIZE_MAX)
+            return omi_medium_realloc(function, h, p, size);
+        return heap_move(function, h, p, omi_medium_usable_size(function, p), size);
+    case OMI_OWNER_LARGE:
+        if (size > OMI_MEDIUM_SIZE_MAX)
+            return omi_large_realloc(function, entry, p, size);
+        return heap_move(function, h, p, omi_large_usable_size(function, entry, p), size);
+    default:
+        omi_invalid_pointer(function, p, "not in any objmem arena or mapping");
+    }
 }
 
 void *om_heap_malloc(om_heap *h, size_t size)
@@ -142,17 +219,24 @@ void *om_heap_calloc(om_heap *h, size_t count, size_t size)
 
 void *om_heap_realloc(om_heap *h, void *ptr, size_t size)
 {
-    return omi_heap_realloc(heap_or_default(h), ptr, size);
+    return omi_heap_realloc("om_heap_realloc", heap_or_default(h), ptr, size);
+}
+
+void *om_heap_aligned_alloc(om_heap *h, size_t alignment, size_t size)
+{
+    return omi_heap_aligned_malloc(heap_or_default(h), alignment, size);
+}
+
+void *om_aligned_alloc(size_t alignment, size_t size)
+{
+    return omi_heap_aligned_malloc(&omi_default_heap, alignment, size);
 }
 
 size_t om_usable_size(const void *ptr)
 {
     if (ptr == NULL)
         return 0;
-    uintptr_t entry = omi_addrmap_lookup(ptr);
-    if (entry != 0)
-        return omi_pool_usable_size(ptr);
-    return malloc_usable_size((void *)ptr);
+    return omi_usable_size("om_usable_size", ptr);
 }
 
 __attribute__((constructor)) static void heap_read_environment(void)

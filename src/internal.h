@@ -110,6 +110,7 @@ static inline uintptr_t omi_addrmap_lookup(const void *p)
 /* ---- pool.c -------------------------------------------------------------- */
 
 extern OMI_HIDDEN omi_pool omi_pool_sentinel;
+extern OMI_HIDDEN const uint32_t omi_pool_block_magic[OMI_CLASS_COUNT];
 
 OMI_HIDDEN void *omi_pool_malloc_slow(om_heap *h, size_t class_index);
 OMI_HIDDEN void omi_pool_refill(om_heap *h, omi_pool *pool);
@@ -188,9 +189,18 @@ static inline void omi_pool_free(omi_pool *pool, void *p)
     omi_pool_free_slow(pool, old_head == NULL);
 }
 
-static inline size_t omi_pool_usable_size(const void *p)
+/* true if p is the start of a block that pool has handed out at some time:
+ * 16-byte aligned, below the carved end, at a multiple of the block size.
+ * (A block freed twice passes; the debug hooks catch that.) */
+static inline bool omi_pool_block_is_valid(const omi_pool *pool, const void *p)
 {
-    return omi_class_block_size(omi_pool_of(p)->class_index);
+    uint32_t offset = (uint32_t)((uintptr_t)p & OMI_POOL_MASK);
+    size_t class_index = pool->class_index;
+    if (omi_unlikely((offset & (OM_ALIGNMENT - 1)) != 0 || offset >= pool->next_offset ||
+                     class_index >= OMI_CLASS_COUNT))
+        return false;
+    uint32_t magic = omi_pool_block_magic[class_index];
+    return (uint32_t)((offset >> OMI_ALIGN_SHIFT) * magic) <= magic - 1;
 }
 
 /* ---- large.c ------------------------------------------------------------- */
@@ -199,7 +209,7 @@ static inline size_t omi_pool_usable_size(const void *p)
  * OMI_ARENA_SIZE and a whole number of arena slots long so that no other
  * owner shares an address-map slot with it; registered as OMI_OWNER_LARGE
  * with the block's descriptor as the entry. */
-#define OMI_MEDIUM_SIZE_MAX ((size_t)256 << 10)
+#define OMI_MEDIUM_SIZE_MAX OM_MEDIUM_SIZE_MAX
 
 /* A block of `size` bytes aligned to `alignment` (a power of two >= 16),
  * owned by h; NULL with OM_ENOMEM. */
@@ -214,32 +224,62 @@ OMI_HIDDEN size_t omi_large_usable_size(const char *function, uintptr_t entry, c
 /* Unmaps every large block of h. */
 OMI_HIDDEN void omi_large_heap_release_all(om_heap *h);
 
+/* ---- medium.c ------------------------------------------------------------ */
+
+/* The medium class of a request of 513 … OMI_MEDIUM_SIZE_MAX bytes. */
+OMI_HIDDEN size_t omi_medium_class_of(size_t size);
+/* A block of 513 … OMI_MEDIUM_SIZE_MAX bytes from h; NULL with OM_ENOMEM. */
+OMI_HIDDEN void *omi_medium_malloc(om_heap *h, size_t size);
+/* A run of at least `size` bytes whose start is aligned to `alignment` (a
+ * power of two, at most OMI_MEDIUM_ALIGN_MAX); NULL with OM_ENOMEM. */
+OMI_HIDDEN void *omi_medium_aligned_malloc(om_heap *h, size_t size, size_t alignment);
+/* Free, resize, measure block p of a medium arena; a p that is not the start
+ * of a live block is fatal (omi_invalid_pointer with `function`). */
+OMI_HIDDEN void omi_medium_free(const char *function, void *p);
+OMI_HIDDEN void *omi_medium_realloc(const char *function, om_heap *h, void *p, size_t size);
+OMI_HIDDEN size_t omi_medium_usable_size(const char *function, const void *p);
+OMI_HIDDEN void omi_medium_heap_release_all(om_heap *h);
+/* Flushes the class caches and unmaps the spare medium arena; bytes unmapped. */
+OMI_HIDDEN size_t omi_medium_heap_trim(om_heap *h);
+OMI_HIDDEN void omi_medium_stats(const om_heap *h, size_t *used_bytes, size_t *free_bytes,
+                                 size_t *cached_bytes);
+
+#define OMI_MEDIUM_ALIGN_MAX ((size_t)64 << 10)
+
 /* ---- heap.c -------------------------------------------------------------- */
 
 extern OMI_HIDDEN om_heap omi_default_heap;
 
-OMI_HIDDEN void *omi_heap_malloc_large(size_t size);
-OMI_HIDDEN void *omi_heap_realloc(om_heap *h, void *p, size_t size);
+/* Requests above OM_SMALL_SIZE_MAX: medium or large. NULL with OM_ENOMEM. */
+OMI_HIDDEN void *omi_heap_malloc_big(om_heap *h, size_t size);
 OMI_HIDDEN void *omi_heap_calloc(om_heap *h, size_t count, size_t size);
-OMI_HIDDEN void omi_free_foreign(void *p);
+OMI_HIDDEN void *omi_heap_aligned_malloc(om_heap *h, size_t alignment, size_t size);
+/* `function` names the public call in fatal reports about p. */
+OMI_HIDDEN void *omi_heap_realloc(const char *function, om_heap *h, void *p, size_t size);
+OMI_HIDDEN size_t omi_usable_size(const char *function, const void *p);
+/* Frees what is not a valid pool block: medium and large blocks, and
+ * reports foreign or interior pointers. */
+OMI_HIDDEN void omi_free_slow(const char *function, uintptr_t entry, void *p);
 
 static inline void *omi_heap_malloc(om_heap *h, size_t size)
 {
     if (omi_likely(size <= OM_SMALL_SIZE_MAX))
         return omi_pool_malloc(h, size);
-    return omi_heap_malloc_large(size);
+    return omi_heap_malloc_big(h, size);
 }
 
-/* Frees a block of any heap, or hands a foreign pointer to the system. */
-static inline void omi_free(void *p)
+/* Frees a block of any heap; `function` names the public call in reports. */
+static inline void omi_free(const char *function, void *p)
 {
     uintptr_t entry = omi_addrmap_lookup(p);
-    if (omi_likely((entry & OMI_OWNER_KIND_MASK) == OMI_OWNER_SMALL)) {
-        omi_pool_free(omi_pool_of(p), p);
+    omi_pool *pool = omi_pool_of(p);
+    if (omi_likely((entry & OMI_OWNER_KIND_MASK) == OMI_OWNER_SMALL &&
+                   omi_pool_block_is_valid(pool, p))) {
+        omi_pool_free(pool, p);
         return;
     }
     if (p != NULL)
-        omi_free_foreign(p);
+        omi_free_slow(function, entry, p);
 }
 
 /* ---- stats.c ------------------------------------------------------------- */

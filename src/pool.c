@@ -79,6 +79,18 @@
  * linked, never written. */
 omi_pool omi_pool_sentinel;
 
+/* Divisibility by a block size with one multiplication (Lemire): for a
+ * block size 16 * d, offset / 16 is a multiple of d iff
+ * (uint32_t)(offset / 16 * M) <= M - 1 with M = 0xFFFFFFFF / d + 1. */
+#define MAGIC(d) (uint32_t)(UINT32_C(0xFFFFFFFF) / (d) + 1)
+#define MAGIC4(d) MAGIC(d), MAGIC(d + 1), MAGIC(d + 2), MAGIC(d + 3)
+const uint32_t omi_pool_block_magic[OMI_CLASS_COUNT] = {
+    MAGIC4(1), MAGIC4(5), MAGIC4(9), MAGIC4(13),
+    MAGIC4(17), MAGIC4(21), MAGIC4(25), MAGIC4(29),
+};
+#undef MAGIC4
+#undef MAGIC
+
 static size_t pool_index(const omi_pool *pool)
 {
     return (size_t)(pool - omi_arena_of_pool(pool)->pools);
@@ -199,6 +211,8 @@ static omi_arena *arena_new(om_heap *h)
         return NULL;
     }
     memset(arena, 0, sizeof *arena);   /* a custom arena allocator may not zero */
+    for (size_t i = 0; i < OMI_POOLS_PER_ARENA; i++)
+        arena->pools[i].class_index = OMI_POOL_UNASSIGNED;
     arena->allocator = made_by;
     arena->heap = h;
     arena->nfree_pools = OMI_POOLS_USABLE;
@@ -433,12 +447,6 @@ void omi_pool_heap_release_all(om_heap *h)
 {
     while (h->all_arenas != NULL)
         arena_unmap(h, h->all_arenas);
-    size_t allocated = h->arenas_allocated, freed = h->arenas_freed;
-    size_t highwater = h->arenas_highwater;
-    omi_pool_heap_init(h);
-    h->arenas_allocated = allocated;
-    h->arenas_freed = freed;
-    h->arenas_highwater = highwater;
 }
 
 size_t omi_pool_heap_trim(om_heap *h)

@@ -43,6 +43,13 @@ int om_heap_get_stats(const om_heap *h, om_heap_stats *out)
                 stats_add_pool(out, &arena->pools[i]);
         }
     }
+    out->medium_arenas_current = h->medium.arenas_current;
+    out->medium_arenas_allocated = h->medium.arenas_allocated;
+    out->medium_arenas_freed = h->medium.arenas_freed;
+    omi_medium_stats(h, &out->medium_used_bytes, &out->medium_free_bytes,
+                     &out->medium_cached_bytes);
+    out->large_count = h->large_count;
+    out->large_bytes = h->large_bytes;
     for (size_t c = 0; c < OMI_CLASS_COUNT; c++) {
         om_size_class_stats *cls = &out->classes[c];
         cls->block_size = omi_class_block_size(c);
@@ -89,6 +96,16 @@ void om_heap_print_stats(const om_heap *h, FILE *out)
     fprintf(out, "%-36s = %15zu\n", "# bytes lost to quantization",
             s.mapped_bytes > accounted ? s.mapped_bytes - accounted : 0);
     fprintf(out, "%-36s = %15zu\n", "Total", s.mapped_bytes);
+    fprintf(out, "\nMedium blocks (513 B - %zu KiB) and large mappings:\n\n",
+            OM_MEDIUM_SIZE_MAX >> 10);
+    fprintf(out, "%-36s = %15zu\n", "# medium arenas allocated total", s.medium_arenas_allocated);
+    fprintf(out, "%-36s = %15zu\n", "# medium arenas reclaimed", s.medium_arenas_freed);
+    fprintf(out, "%-36s = %15zu\n", "# medium arenas allocated current", s.medium_arenas_current);
+    fprintf(out, "%-36s = %15zu\n", "# bytes in medium blocks in use", s.medium_used_bytes);
+    fprintf(out, "%-36s = %15zu\n", "# bytes in medium class caches", s.medium_cached_bytes);
+    fprintf(out, "%-36s = %15zu\n", "# bytes in free medium runs", s.medium_free_bytes);
+    fprintf(out, "%-36s = %15zu\n", "# large blocks", s.large_count);
+    fprintf(out, "%-36s = %15zu\n", "# bytes in large blocks", s.large_bytes);
 }
 
 void om_debug_malloc_stats(FILE *out)
@@ -108,10 +125,18 @@ int om_heap_write_stats_json(const om_heap *h, FILE *out)
             "{\"arena_size\":%zu,\"pool_size\":%zu,\"arenas_allocated\":%zu,"
             "\"arenas_freed\":%zu,\"arenas_current\":%zu,\"arenas_highwater\":%zu,"
             "\"pools_used\":%zu,\"pools_free\":%zu,\"small_used_bytes\":%zu,"
-            "\"small_free_bytes\":%zu,\"mapped_bytes\":%zu,\"classes\":[",
+            "\"small_free_bytes\":%zu,\"mapped_bytes\":%zu,",
             s.arena_size, s.pool_size, s.arenas_allocated, s.arenas_freed, s.arenas_current,
             s.arenas_highwater, s.pools_used, s.pools_free, s.small_used_bytes,
             s.small_free_bytes, s.mapped_bytes);
+    fprintf(out,
+            "\"medium_arenas_current\":%zu,\"medium_arenas_allocated\":%zu,"
+            "\"medium_arenas_freed\":%zu,\"medium_used_bytes\":%zu,"
+            "\"medium_cached_bytes\":%zu,\"medium_free_bytes\":%zu,"
+            "\"large_count\":%zu,\"large_bytes\":%zu,\"classes\":[",
+            s.medium_arenas_current, s.medium_arenas_allocated, s.medium_arenas_freed,
+            s.medium_used_bytes, s.medium_cached_bytes, s.medium_free_bytes, s.large_count,
+            s.large_bytes);
     for (size_t c = 0; c < OMI_CLASS_COUNT; c++) {
         const om_size_class_stats *cls = &s.classes[c];
         fprintf(out,

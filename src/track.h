@@ -9,6 +9,7 @@
  *   omi_track_malloc(p, size)    a block is handed out: addressable, contents
  *                                undefined (valgrind: MALLOCLIKE_BLOCK)
  *   omi_track_free(p, size)      a block is given back: no access
+ *   omi_track_resize(p, old, new)  a live block grew in place
  *   omi_track_internal_open(p, size)   the allocator itself is about to
  *                                read/write the free-list link of a free block
  *   omi_track_internal_close(p, size)  …and is done with it
@@ -36,17 +37,21 @@
 #define omi_vg_freelike(p) VALGRIND_FREELIKE_BLOCK((p), 0)
 #define omi_vg_defined(p, size) VALGRIND_MAKE_MEM_DEFINED((p), (size))
 #define omi_vg_noaccess(p, size) VALGRIND_MAKE_MEM_NOACCESS((p), (size))
+#define omi_vg_resize(p, old, new) VALGRIND_RESIZEINPLACE_BLOCK((p), (old), (new), 0)
 #else
 #define omi_vg_malloclike(p, size) ((void)(p), (void)(size))
 #define omi_vg_freelike(p) ((void)(p))
 #define omi_vg_defined(p, size) ((void)(p), (void)(size))
 #define omi_vg_noaccess(p, size) ((void)(p), (void)(size))
+#define omi_vg_resize(p, old, new) ((void)(p), (void)(old), (void)(new))
 #endif
 
 #define omi_track_malloc(p, size) \
     do { omi_asan_unpoison((p), (size)); omi_vg_malloclike((p), (size)); } while (0)
 #define omi_track_free(p, size) \
     do { omi_vg_freelike(p); omi_asan_poison((p), (size)); } while (0)
+#define omi_track_resize(p, old, new) \
+    do { omi_asan_unpoison((p), (new)); omi_vg_resize((p), (old), (new)); } while (0)
 #define omi_track_internal_open(p, size) \
     do { omi_asan_unpoison((p), (size)); omi_vg_defined((p), (size)); } while (0)
 #define omi_track_internal_close(p, size) \

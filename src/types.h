@@ -125,6 +125,28 @@ typedef struct omi_arena {
 _Static_assert(sizeof(omi_arena) <= OMI_POOL_SIZE, "the descriptor must fit in pool 0");
 _Static_assert(OMI_POOLS_USABLE < 64, "free-pool counts index a 64-bit mask");
 
+/* ---- Medium blocks (medium.c) -------------------------------------------- */
+
+#define OMI_MEDIUM_CLASS_COUNT OM_MEDIUM_CLASS_COUNT  /* 640 B … 256 KiB */
+#define OMI_MEDIUM_BIN_COUNT 48      /* free-run bins by length in 128 B units */
+
+typedef struct omi_medium_cache {
+    void *head;                      /* freed blocks of one class, LIFO */
+    size_t count;                    /* how many */
+} omi_medium_cache;
+
+/* A heap's medium state: free runs binned by length, a cache per class. */
+typedef struct omi_medium_heap {
+    struct medium_free_run *bins[OMI_MEDIUM_BIN_COUNT]; /* free runs per bin */
+    uint64_t bin_mask;               /* bit b: bins[b] is not empty */
+    omi_medium_cache cache[OMI_MEDIUM_CLASS_COUNT];
+    struct omi_medium_arena *arenas; /* every medium arena of the heap */
+    struct omi_medium_arena *spare;  /* a wholly free one kept, or NULL */
+    size_t arenas_current;
+    size_t arenas_allocated;
+    size_t arenas_freed;
+} omi_medium_heap;
+
 /* ---- The heap ------------------------------------------------------------ */
 
 struct om_heap {
@@ -138,6 +160,7 @@ struct om_heap {
     omi_arena *spare;                    /* one wholly free arena, or NULL */
     omi_arena *warm_arena;               /* the one arena allowed to be held
                                             only by warm pools, or NULL */
+    omi_medium_heap medium;              /* 513 B … 256 KiB (medium.c) */
     struct omi_large *large_blocks;      /* large mappings of this heap (large.c) */
     size_t large_count;                  /* how many */
     size_t large_bytes;                  /* their usable bytes */
