@@ -12,10 +12,37 @@
  * tail, so the pool allocator can find a pool header by masking a pointer
  * and the address map needs one entry per arena. A user allocator must
  * honour the same alignment; a misaligned arena is given back and refused.
+ *
+ * Large blocks (large.c) take whole mappings of their own, which they grow,
+ * shrink and move with mremap so that no byte of their contents is copied:
+ *
+ *   omi_os_map_aligned(size, alignment, offset)
+ *       read-write zero pages at an address a with (a + offset) a multiple
+ *       of alignment; NULL when size + alignment overflows or mmap fails.
+ *   omi_os_reserve_aligned(size, alignment, offset)
+ *       the same placement, but PROT_NONE and MAP_NORESERVE: address space
+ *       only, no commit charge, a target for omi_os_remap.
+ *   omi_os_remap(addr, old_size, new_size, target)
+ *       target NULL: resizes the mapping at addr where it is (a shrink always
+ *       succeeds; a grow fails when the pages after it are taken). Else moves
+ *       the pages to target, replacing the reservation there, with the page
+ *       tables carried over: O(pages), no copy. 0, or -1 with the mapping at
+ *       addr untouched (the caller still owns a reservation at target).
+ *
+ * alignment is a power of two >= the page size, offset a multiple of the
+ * page size. mremap is Linux's; a port without it would make omi_os_remap
+ * fail, and large.c treats that as out of memory, the block kept intact.
  */
 #include <sys/mman.h>
 
 #include "internal.h"
+
+/* ---- transitional: these prototypes belong in internal.h's os.c section
+ * (large.c repeats them until they are there; a repeated compatible
+ * declaration is harmless). */
+OMI_HIDDEN void *omi_os_map_aligned(size_t size, size_t alignment, size_t offset);
+OMI_HIDDEN void *omi_os_reserve_aligned(size_t size, size_t alignment, size_t offset);
+OMI_HIDDEN int omi_os_remap(void *addr, size_t old_size, size_t new_size, void *target);
 
 void *omi_os_map(size_t size)
 {
@@ -29,18 +56,46 @@ void omi_os_unmap(void *addr, size_t size)
         munmap(addr, size);
 }
 
-/* size bytes aligned to `alignment` (a power of two ≥ the page size). */
-static void *os_map_aligned(size_t size, size_t alignment)
+/* size bytes at an address a with (a + offset) % alignment == 0: maps
+ * size + alignment bytes with `prot` and unmaps the unused head and tail. */
+static void *os_map_placed(size_t size, size_t alignment, size_t offset, int prot, int flags)
 {
-    size_t span = size + alignment;
-    char *raw = omi_os_map(span);
-    if (raw == NULL)
+    size_t span;
+    if (__builtin_add_overflow(size, alignment, &span))
         return NULL;
-    uintptr_t start = ((uintptr_t)raw + alignment - 1) & ~(uintptr_t)(alignment - 1);
-    size_t head = start - (uintptr_t)raw;
+    char *raw = mmap(NULL, span, prot, MAP_PRIVATE | MAP_ANONYMOUS | flags, -1, 0);
+    if (raw == MAP_FAILED)
+        return NULL;
+    uintptr_t mask = (uintptr_t)(alignment - 1);
+    uintptr_t start = (((uintptr_t)raw + offset + mask) & ~mask) - offset;
+    size_t head = start - (uintptr_t)raw;   /* < alignment, so the tail is > 0 */
     omi_os_unmap(raw, head);
     omi_os_unmap((char *)start + size, span - head - size);
     return (void *)start;
+}
+
+/* size bytes aligned to `alignment` (a power of two ≥ the page size). */
+static void *os_map_aligned(size_t size, size_t alignment)
+{
+    return os_map_placed(size, alignment, 0, PROT_READ | PROT_WRITE, 0);
+}
+
+void *omi_os_map_aligned(size_t size, size_t alignment, size_t offset)
+{
+    return os_map_placed(size, alignment, offset, PROT_READ | PROT_WRITE, 0);
+}
+
+void *omi_os_reserve_aligned(size_t size, size_t alignment, size_t offset)
+{
+    return os_map_placed(size, alignment, offset, PROT_NONE, MAP_NORESERVE);
+}
+
+int omi_os_remap(void *addr, size_t old_size, size_t new_size, void *target)
+{
+    void *result = target == NULL
+                       ? mremap(addr, old_size, new_size, 0)
+                       : mremap(addr, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target);
+    return result == MAP_FAILED ? -1 : 0;
 }
 
 static void *os_default_arena_alloc(void *ctx, size_t size)

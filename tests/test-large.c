@@ -1,0 +1,498 @@
+/*
+ * test-large.c — large blocks (large.c), through its internal API.
+ *
+ *   - sizes just above OMI_MEDIUM_SIZE_MAX up to several MiB: the block is
+ *     writable across its whole usable size (>= the size asked), its mapping
+ *     starts on a 1 MiB boundary with the block one header page in, and the
+ *     address map says LARGE for every byte of the mapping and something
+ *     else just outside it;
+ *   - alignments 16 B … 8 MiB;
+ *   - realloc: many growing steps keep the contents, a grow that cannot
+ *     happen in place moves the pages (and keeps contents and alignment),
+ *     a shrink stays in place and clears the released slots' map entries;
+ *   - the heap's counters, and omi_large_heap_release_all on a private heap
+ *     giving the memory back to the OS (RSS);
+ *   - a pointer into a block (or its header) passed to free, realloc or
+ *     usable_size is fatal with a report naming the function and address;
+ *   - absurd sizes and alignments fail cleanly: NULL, OM_ENOMEM, ENOMEM, and
+ *     a failed realloc leaves the block as it was.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "check.h"
+#include "internal.h"
+#include "objmem.h"
+
+#define KB ((size_t)1 << 10)
+#define MB ((size_t)1 << 20)
+#define HEADER ((size_t)4096)
+
+/* ------------------------------------------------------------------------ */
+/* Helpers                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static unsigned char pattern_byte(unsigned seed, size_t i)
+{
+    return (unsigned char)(seed * 31u + i * 7u + (i >> 12) + 1u);
+}
+
+static void fill_pattern(void *ptr, size_t from, size_t to, unsigned seed)
+{
+    unsigned char *bytes = ptr;
+    for (size_t i = from; i < to; i++)
+        bytes[i] = pattern_byte(seed, i);
+}
+
+/* Checks [from, to) of ptr, every `stride`-th byte. */
+static bool check_pattern(const void *ptr, size_t from, size_t to, size_t stride, unsigned seed)
+{
+    const unsigned char *bytes = ptr;
+    for (size_t i = from; i < to; i += stride)
+        if (bytes[i] != pattern_byte(seed, i))
+            return false;
+    return to == from || bytes[to - 1] == pattern_byte(seed, to - 1);
+}
+
+static uintptr_t entry_of(const void *p)
+{
+    return omi_addrmap_lookup(p);
+}
+
+static bool is_large_entry(uintptr_t entry)
+{
+    return (entry & OMI_OWNER_KIND_MASK) == OMI_OWNER_LARGE;
+}
+
+/* The mapping base of a large block: its descriptor's address. */
+static uintptr_t mapping_base(const void *p)
+{
+    return entry_of(p) & ~OMI_OWNER_KIND_MASK;
+}
+
+static size_t usable(const void *p)
+{
+    return omi_large_usable_size("test", entry_of(p), p);
+}
+
+static void large_free(void *p)
+{
+    omi_large_free("test", entry_of(p), p);
+}
+
+static void *large_realloc(void *p, size_t size)
+{
+    return omi_large_realloc("test", entry_of(p), p, size);
+}
+
+/* The geometry every large block must have: 1 MiB-aligned mapping of whole
+ * slots, the block inside it, every slot mapped to the same LARGE entry and
+ * the neighbours outside not. */
+static void check_geometry(const void *p, size_t size, size_t alignment)
+{
+    uintptr_t entry = entry_of(p);
+    CHECK(is_large_entry(entry));
+    uintptr_t base = entry & ~OMI_OWNER_KIND_MASK;
+    uintptr_t block = (uintptr_t)p;
+    size_t avail = usable(p);
+    uintptr_t end = block + avail;
+    CHECK(avail >= size);
+    CHECK(block % alignment == 0);
+    CHECK(base % MB == 0);
+    CHECK(end % MB == 0);
+    CHECK(block >= base + HEADER);
+    size_t expected_offset = alignment <= HEADER ? HEADER : alignment <= MB ? alignment : MB;
+    CHECK_EQ_SIZE(block - base, expected_offset);
+    CHECK(entry_of((void *)(base - 1)) != entry);
+    CHECK(entry_of((void *)end) != entry);
+    CHECK(entry_of((void *)(end - 1)) == entry);
+    for (uintptr_t slot = base; slot < end; slot += MB)
+        CHECK(entry_of((void *)slot) == entry);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Sizes and alignments                                                     */
+/* ------------------------------------------------------------------------ */
+
+static void test_sizes(void)
+{
+    om_heap *h = om_heap_default();
+    const size_t sizes[] = {
+        OMI_MEDIUM_SIZE_MAX + 1, OMI_MEDIUM_SIZE_MAX + 16, MB - HEADER - 1, MB - HEADER,
+        MB - HEADER + 1, MB, 3 * MB + 5, 9 * MB + 12345,
+    };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t size = sizes[i];
+        unsigned char *p = omi_large_malloc(h, size, OM_ALIGNMENT);
+        CHECK(p != NULL);
+        if (p == NULL)
+            continue;
+        check_geometry(p, size, OM_ALIGNMENT);
+        /* Whole slots: the usable size is the rest of the last slot. */
+        size_t slots = (HEADER + size + MB - 1) / MB;
+        CHECK_EQ_SIZE(usable(p), slots * MB - HEADER);
+        /* Fresh pages read as zero and all of the usable size is writable. */
+        CHECK(p[0] == 0 && p[size - 1] == 0);
+        memset(p, 0xA5, usable(p));
+        CHECK(p[usable(p) - 1] == 0xA5);
+        uintptr_t entry = entry_of(p);
+        large_free(p);
+        CHECK(entry_of(p) != entry);
+    }
+}
+
+static void test_alignments(void)
+{
+    om_heap *h = om_heap_default();
+    for (size_t alignment = 16; alignment <= 8 * MB; alignment *= 2) {
+        size_t size = OMI_MEDIUM_SIZE_MAX + 1 + alignment / 3;
+        unsigned char *p = omi_large_malloc(h, size, alignment);
+        CHECK(p != NULL);
+        if (p == NULL)
+            continue;
+        check_geometry(p, size, alignment);
+        fill_pattern(p, 0, size, (unsigned)alignment);
+        CHECK(check_pattern(p, 0, size, 1, (unsigned)alignment));
+        /* A big alignment costs one slot of address space, not `alignment`. */
+        CHECK(usable(p) + (uintptr_t)p - mapping_base(p) <= (HEADER + size) / MB * MB + 2 * MB);
+        large_free(p);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* realloc                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static void test_realloc_grow_steps(void)
+{
+    om_heap *h = om_heap_default();
+    size_t limit = OM_TEST_SCALE(48 * MB);
+    size_t size = 300 * KB;
+    unsigned char *p = omi_large_malloc(h, size, OM_ALIGNMENT);
+    CHECK(p != NULL);
+    if (p == NULL)
+        return;
+    fill_pattern(p, 0, size, 7);
+    size_t steps = 0, moves = 0;
+    bool all_kept = true;
+    while (size < limit) {
+        size_t new_size = size + size / 3 + 12345;
+        unsigned char *q = large_realloc(p, new_size);
+        CHECK(q != NULL);
+        if (q == NULL)
+            break;
+        moves += q != p;
+        all_kept &= check_pattern(q, 0, size, 4093, 7);
+        check_geometry(q, new_size, OM_ALIGNMENT);
+        fill_pattern(q, size, new_size, 7);
+        p = q;
+        size = new_size;
+        steps++;
+    }
+    CHECK(all_kept);
+    CHECK(steps >= 10);
+    CHECK(check_pattern(p, 0, size, 1, 7));
+    /* Growing inside the usable size changes nothing. */
+    size_t avail = usable(p);
+    CHECK(large_realloc(p, avail) == p);
+    CHECK_EQ_SIZE(usable(p), avail);
+    CHECK(check_pattern(p, 0, size, 1, 7));
+    large_free(p);
+    printf("grow steps: %zu to %zu bytes, %zu moved\n", steps, size, moves);
+}
+
+/* Takes the page after p's mapping, so that p cannot grow in place. Returns
+ * the page to unmap afterwards, or NULL when something already sits there. */
+static void *block_growth(const void *p)
+{
+    char *end = (char *)p + usable(p);
+    void *guard = mmap(end, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+                       -1, 0);
+    if (guard == MAP_FAILED)
+        return NULL;                 /* EEXIST: taken already, as wanted */
+    if (guard != end) {              /* a kernel that ignores NOREPLACE */
+        munmap(guard, 4096);
+        return NULL;
+    }
+    return guard;
+}
+
+static void test_realloc_move(size_t alignment)
+{
+    om_heap *h = om_heap_default();
+    size_t size = 2 * MB;
+    unsigned char *p = omi_large_malloc(h, size, alignment);
+    CHECK(p != NULL);
+    if (p == NULL)
+        return;
+    fill_pattern(p, 0, size, 11);
+    uintptr_t old_entry = entry_of(p);
+    uintptr_t old_base = mapping_base(p);
+    size_t old_mapping = (uintptr_t)p + usable(p) - old_base;
+    void *guard = block_growth(p);
+    size_t count = h->large_count;
+    size_t new_size = 7 * MB + 3;
+    unsigned char *q = large_realloc(p, new_size);
+    CHECK(q != NULL);
+    if (q == NULL)
+        return;
+    CHECK(q != p);
+    check_geometry(q, new_size, alignment);
+    CHECK(check_pattern(q, 0, size, 1, 11));
+    CHECK(h->large_count == count);
+    /* The old mapping is no longer registered. */
+    for (uintptr_t slot = old_base; slot < old_base + old_mapping; slot += MB)
+        CHECK(entry_of((void *)slot) != old_entry);
+    fill_pattern(q, size, new_size, 11);
+    CHECK(check_pattern(q, 0, new_size, 1, 11));
+    large_free(q);
+    if (guard != NULL)
+        munmap(guard, 4096);
+}
+
+static void test_realloc_shrink(void)
+{
+    om_heap *h = om_heap_default();
+    size_t size = 8 * MB;
+    unsigned char *p = omi_large_malloc(h, size, OM_ALIGNMENT);
+    CHECK(p != NULL);
+    if (p == NULL)
+        return;
+    fill_pattern(p, 0, size, 23);
+    uintptr_t entry = entry_of(p);
+    uintptr_t base = mapping_base(p);
+    uintptr_t old_end = (uintptr_t)p + usable(p);
+    size_t bytes = h->large_bytes;
+
+    /* Same slot count: nothing moves, nothing is released. */
+    CHECK(large_realloc(p, size - 100) == p);
+    CHECK(h->large_bytes == bytes);
+    CHECK(entry_of((void *)(old_end - 1)) == entry);
+
+    size_t new_size = 2 * MB + 100;
+    unsigned char *q = large_realloc(p, new_size);
+    CHECK(q == p);
+    check_geometry(q, new_size, OM_ALIGNMENT);
+    CHECK(check_pattern(q, 0, new_size, 1, 23));
+    CHECK_EQ_SIZE(usable(q), 3 * MB - HEADER);
+    CHECK_EQ_SIZE(h->large_bytes, bytes - (old_end - (base + 3 * MB)));
+    for (uintptr_t slot = base + 3 * MB; slot < old_end; slot += MB)
+        CHECK(entry_of((void *)slot) != entry);
+
+    /* Down to a single slot, then back up. */
+    q = large_realloc(q, OMI_MEDIUM_SIZE_MAX + 1);
+    CHECK(q == p);
+    CHECK_EQ_SIZE(usable(q), MB - HEADER);
+    CHECK(check_pattern(q, 0, OMI_MEDIUM_SIZE_MAX + 1, 1, 23));
+    CHECK(entry_of((void *)(base + MB)) != entry);
+    q = large_realloc(q, 5 * MB);
+    CHECK(q != NULL);
+    if (q != NULL) {
+        CHECK(check_pattern(q, 0, OMI_MEDIUM_SIZE_MAX + 1, 1, 23));
+        check_geometry(q, 5 * MB, OM_ALIGNMENT);
+        large_free(q);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Heap counters and release                                                */
+/* ------------------------------------------------------------------------ */
+
+static void test_counters(void)
+{
+    om_heap *h = om_heap_new();
+    CHECK(h != NULL);
+    if (h == NULL)
+        return;
+    CHECK(h->large_count == 0 && h->large_bytes == 0 && h->large_blocks == NULL);
+    void *a = omi_large_malloc(h, 300 * KB, OM_ALIGNMENT);
+    void *b = omi_large_malloc(h, 3 * MB, 64 * KB);
+    void *c = omi_large_malloc(h, 5 * MB, 4 * MB);
+    CHECK(a != NULL && b != NULL && c != NULL);
+    if (a == NULL || b == NULL || c == NULL)
+        return;
+    CHECK_EQ_SIZE(h->large_count, 3);
+    CHECK_EQ_SIZE(h->large_bytes, usable(a) + usable(b) + usable(c));
+    b = large_realloc(b, 20 * MB);
+    CHECK(b != NULL);
+    if (b == NULL)
+        return;
+    CHECK((uintptr_t)b % (64 * KB) == 0);
+    CHECK_EQ_SIZE(h->large_count, 3);
+    CHECK_EQ_SIZE(h->large_bytes, usable(a) + usable(b) + usable(c));
+    large_free(a);
+    CHECK_EQ_SIZE(h->large_count, 2);
+    CHECK_EQ_SIZE(h->large_bytes, usable(b) + usable(c));
+    uintptr_t eb = entry_of(b), ec = entry_of(c);
+    omi_large_heap_release_all(h);
+    CHECK_EQ_SIZE(h->large_count, 0);
+    CHECK_EQ_SIZE(h->large_bytes, 0);
+    CHECK(h->large_blocks == NULL);
+    CHECK(entry_of(b) != eb);
+    CHECK(entry_of(c) != ec);
+    omi_large_heap_release_all(h);   /* twice is harmless */
+    om_heap_delete(h);
+}
+
+static void test_release_rss(void)
+{
+    om_heap *h = om_heap_new();
+    CHECK(h != NULL);
+    if (h == NULL)
+        return;
+    size_t count = OM_TEST_SCALE(24), size = 4 * MB;
+    size_t total = count * size;
+    void *blocks[24] = {NULL};
+    size_t rss_before = check_rss_bytes();
+    for (size_t i = 0; i < count; i++) {
+        blocks[i] = omi_large_malloc(h, size, i % 2 ? OM_ALIGNMENT : 2 * MB);
+        CHECK(blocks[i] != NULL);
+        if (blocks[i] != NULL)
+            memset(blocks[i], (int)i + 1, size);
+    }
+    /* A third of them grown by realloc (in place or moved), the new part
+     * touched too. */
+    size_t grown = size + size / 2;
+    for (size_t i = 0; i < count; i += 3) {
+        void *q = blocks[i] != NULL ? large_realloc(blocks[i], grown) : NULL;
+        CHECK(q != NULL);
+        if (q != NULL) {
+            memset((char *)q + size, (int)i + 1, grown - size);
+            total += grown - size;
+        }
+    }
+    size_t rss_full = check_rss_bytes();
+    CHECK(rss_full >= rss_before + total / 10 * 9);
+    CHECK_EQ_SIZE(h->large_count, count);
+    omi_large_heap_release_all(h);
+    size_t rss_after = check_rss_bytes();
+    CHECK(rss_after + total / 10 * 9 <= rss_full);
+    printf("rss: %zu KiB before, %zu KiB with %zu MiB live, %zu KiB after release_all\n",
+           rss_before / KB, rss_full / KB, total / MB, rss_after / KB);
+    om_heap_delete(h);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Fatal misuse                                                             */
+/* ------------------------------------------------------------------------ */
+
+enum misuse { MISUSE_FREE, MISUSE_REALLOC, MISUSE_USABLE };
+
+struct misuse_case {
+    enum misuse what;
+    ptrdiff_t delta;                 /* from the block's start */
+    const char *function;
+};
+
+static void misuse_child(void *arg)
+{
+    const struct misuse_case *c = arg;
+    char *p = omi_large_malloc(om_heap_default(), 2 * MB, OM_ALIGNMENT);
+    if (p == NULL)
+        _exit(3);
+    char *bad = p + c->delta;
+    fprintf(stderr, "BAD=%p\n", (void *)bad);
+    uintptr_t entry = omi_addrmap_lookup(bad);
+    switch (c->what) {
+    case MISUSE_FREE:
+        omi_large_free(c->function, entry, bad);
+        break;
+    case MISUSE_REALLOC:
+        omi_large_realloc(c->function, entry, bad, 4 * MB);
+        break;
+    case MISUSE_USABLE:
+        omi_large_usable_size(c->function, entry, bad);
+        break;
+    }
+    _exit(0);                        /* not reached: the call aborts */
+}
+
+static void test_misuse(void)
+{
+    const struct misuse_case cases[] = {
+        {MISUSE_FREE, 16, "om_mem_free"},
+        {MISUSE_REALLOC, (ptrdiff_t)(MB + 8), "om_obj_realloc"},
+        {MISUSE_USABLE, -64, "om_usable_size"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char err[4096];
+        int status = check_run_child(misuse_child, (void *)&cases[i], err, sizeof err);
+        CHECK(status != -1 && WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+        char bad[64] = "";
+        const char *line = strstr(err, "BAD=");
+        if (line != NULL)
+            sscanf(line, "BAD=%63s", bad);
+        char expected[128];
+        snprintf(expected, sizeof expected, "%s(%s)", cases[i].function, bad);
+        CHECK(bad[0] != '\0' && strstr(err, expected) != NULL);
+        CHECK(strstr(err, "objmem: fatal error") != NULL);
+        CHECK(strstr(err, "large block of 2097152 bytes") != NULL);
+        CHECK(strstr(err, cases[i].delta < 0 ? "in the header" : "bytes past its start") != NULL);
+        if (check_failed)
+            fprintf(stderr, "--- child stderr:\n%s---\n", err);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Failures                                                                 */
+/* ------------------------------------------------------------------------ */
+
+static void check_enomem(void *p)
+{
+    CHECK(p == NULL);
+    CHECK(om_last_error() == OM_ENOMEM);
+    CHECK(errno == ENOMEM);
+    om_clear_error();
+    errno = 0;
+}
+
+static void test_failures(void)
+{
+    om_heap *h = om_heap_default();
+    size_t count = h->large_count, bytes = h->large_bytes;
+    check_enomem(omi_large_malloc(h, SIZE_MAX, OM_ALIGNMENT));
+    check_enomem(omi_large_malloc(h, SIZE_MAX - 4096, OM_ALIGNMENT));
+    check_enomem(omi_large_malloc(h, PTRDIFF_MAX, OM_ALIGNMENT));
+    check_enomem(omi_large_malloc(h, (size_t)PTRDIFF_MAX - 2 * MB, 8 * MB));
+    check_enomem(omi_large_malloc(h, (size_t)1 << 50, OM_ALIGNMENT));
+    check_enomem(omi_large_malloc(h, MB, (size_t)1 << 62));
+    CHECK(h->large_count == count && h->large_bytes == bytes);
+
+    size_t size = 3 * MB;
+    unsigned char *p = omi_large_malloc(h, size, OM_ALIGNMENT);
+    CHECK(p != NULL);
+    if (p == NULL)
+        return;
+    fill_pattern(p, 0, size, 41);
+    size_t avail = usable(p);
+    uintptr_t entry = entry_of(p);
+    bytes = h->large_bytes;
+    const size_t absurd[] = {SIZE_MAX, SIZE_MAX - MB, PTRDIFF_MAX, (size_t)1 << 50};
+    for (size_t i = 0; i < sizeof absurd / sizeof absurd[0]; i++) {
+        check_enomem(large_realloc(p, absurd[i]));
+        CHECK(entry_of(p) == entry);
+        CHECK_EQ_SIZE(usable(p), avail);
+        CHECK(h->large_bytes == bytes);
+    }
+    CHECK(check_pattern(p, 0, size, 1, 41));
+    large_free(p);
+}
+
+int main(void)
+{
+    test_sizes();
+    test_alignments();
+    test_realloc_grow_steps();
+    test_realloc_move(OM_ALIGNMENT);
+    test_realloc_move(2 * MB);
+    test_realloc_move(256 * KB);
+    test_realloc_shrink();
+    test_counters();
+    test_release_rss();
+    test_misuse();
+    test_failures();
+    return check_report();
+}
