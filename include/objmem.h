@@ -8,7 +8,8 @@
  *   3. Memory domains (RAW, MEM, OBJ) and pluggable allocators
  *   4. Private heaps
  *   5. Arena allocator (where arenas come from)
- *   6. Statistics
+ *   6. Options
+ *   7. Statistics
  *
  * Conventions: every function is prefixed om_, every macro and constant OM_.
  * A failing call returns NULL (or -1) and records an error code and message
@@ -248,7 +249,34 @@ OM_API void om_get_arena_allocator(om_arena_allocator *out);
 OM_API int om_set_arena_allocator(const om_arena_allocator *allocator);
 
 /* ------------------------------------------------------------------------ */
-/* 6. Statistics                                                            */
+/* 6. Options                                                               */
+/* ------------------------------------------------------------------------ */
+
+/** Run-time options. Each one reads the environment variable OBJMEM_<NAME>
+ *  at load time, and om_option_set changes it later. */
+typedef enum om_option {
+    /** Free memory inside arenas (pools back in their arena, free medium
+     *  runs) is given back to the OS with madvise once it has stayed free
+     *  this many milliseconds; spare arenas are unmapped after the same
+     *  delay. 0 = at once. Checked on the allocator's slow paths and by
+     *  om_heap_trim (which gives back everything free at once). Default 1000;
+     *  environment OBJMEM_PURGE_DELAY_MS. */
+    OM_OPTION_PURGE_DELAY_MS = 0,
+} om_option;
+
+/** Number of options. */
+#define OM_OPTION_COUNT 1
+
+/** The current value of an option; -1 with OM_EINVAL for an unknown one. */
+OM_API long om_option_get(om_option option);
+
+/** Sets an option. Returns 0, or -1 with OM_EINVAL for an unknown option or
+ *  a value out of its range (the purge delay: 0 … 3,600,000 ms). Not
+ *  thread-safe: set options before threads allocate. */
+OM_API int om_option_set(om_option option, long value);
+
+/* ------------------------------------------------------------------------ */
+/* 7. Statistics                                                            */
 /* ------------------------------------------------------------------------ */
 
 /** One small size class at the moment of the snapshot. */
@@ -282,6 +310,8 @@ typedef struct om_heap_stats {
     size_t medium_free_bytes;       /**< bytes in free medium runs */
     size_t large_count;             /**< large blocks (own mappings) in use */
     size_t large_bytes;             /**< their usable bytes */
+    size_t purged_bytes;            /**< bytes given back with madvise since the heap was made */
+    size_t purges;                  /**< madvise calls that gave them back */
 } om_heap_stats;
 
 /** Fill *out with a snapshot of heap h (NULL = the default heap). Walks every

@@ -23,6 +23,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -74,7 +75,39 @@ static om_heap *heap_or_default(om_heap *h)
 size_t om_heap_trim(om_heap *h)
 {
     h = heap_or_default(h);
-    return omi_pool_heap_trim(h) + omi_medium_heap_trim(h);
+    size_t unmapped = omi_pool_heap_trim(h) + omi_medium_heap_trim(h);
+    omi_pool_purge(h, UINT64_MAX);
+    omi_medium_purge(h, UINT64_MAX);
+    return unmapped;
+}
+
+/* ---- Purging ---------------------------------------------------------------- */
+
+static uint64_t purge_clock_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+    return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+}
+
+void omi_purge_tick(om_heap *h)
+{
+    uint64_t delay = (uint64_t)omi_option_values[OM_OPTION_PURGE_DELAY_MS];
+    h->now_ms = purge_clock_ms();
+    if (h->now_ms < h->next_purge_check_ms)
+        return;
+    h->next_purge_check_ms = h->now_ms + delay / 4 + 1;
+    if (h->now_ms < delay)
+        return;
+    omi_pool_purge(h, h->now_ms - delay);
+    omi_medium_purge(h, h->now_ms - delay);
+}
+
+void omi_purge_range(om_heap *h, void *p, size_t size)
+{
+    omi_os_purge(p, size);
+    h->purged_bytes += size;
+    h->purges++;
 }
 
 void *omi_heap_malloc_big(om_heap *h, size_t size)

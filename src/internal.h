@@ -50,6 +50,10 @@ static inline bool omi_mul_size(size_t count, size_t size, size_t *total)
     return !__builtin_mul_overflow(count, size, total) && *total <= PTRDIFF_MAX;
 }
 
+/* ---- options.c ----------------------------------------------------------- */
+
+extern OMI_HIDDEN long omi_option_values[OM_OPTION_COUNT];
+
 /* ---- os.c ---------------------------------------------------------------- */
 
 /* Anonymous read-write pages, or NULL. size is a multiple of the page size. */
@@ -59,6 +63,9 @@ OMI_HIDDEN void omi_os_unmap(void *addr, size_t size);
  * *made_by receives that allocator, to give the arena back to. NULL with
  * OM_ENOMEM when the allocator fails or returns misaligned memory. */
 OMI_HIDDEN void *omi_os_arena_alloc(om_arena_allocator *made_by);
+/* Gives the pages of [addr, addr + size) back to the OS; they read as zero
+ * afterwards. addr and size are page-aligned. */
+OMI_HIDDEN void omi_os_purge(void *addr, size_t size);
 
 /* ---- addrmap.c ----------------------------------------------------------- */
 
@@ -120,6 +127,9 @@ OMI_HIDDEN void omi_pool_heap_init(om_heap *h);
 OMI_HIDDEN void omi_pool_heap_release_all(om_heap *h);
 /* Returns warm empty pools and the spare arena; bytes unmapped. */
 OMI_HIDDEN size_t omi_pool_heap_trim(om_heap *h);
+/* Purges the free pools that have been dirty since before `deadline_ms`
+ * and unmaps a spare that has been spare since before it. */
+OMI_HIDDEN void omi_pool_purge(om_heap *h, uint64_t deadline_ms);
 
 static inline size_t omi_class_block_size(size_t class_index)
 {
@@ -241,6 +251,9 @@ OMI_HIDDEN size_t omi_medium_usable_size(const char *function, const void *p);
 OMI_HIDDEN void omi_medium_heap_release_all(om_heap *h);
 /* Flushes the class caches and unmaps the spare medium arena; bytes unmapped. */
 OMI_HIDDEN size_t omi_medium_heap_trim(om_heap *h);
+/* Purges free runs of arenas dirty since before `deadline_ms`, and unmaps a
+ * spare (with nothing cached) that has been spare since before it. */
+OMI_HIDDEN void omi_medium_purge(om_heap *h, uint64_t deadline_ms);
 OMI_HIDDEN void omi_medium_stats(const om_heap *h, size_t *used_bytes, size_t *free_bytes,
                                  size_t *cached_bytes);
 
@@ -257,6 +270,18 @@ OMI_HIDDEN void *omi_heap_aligned_malloc(om_heap *h, size_t alignment, size_t si
 /* `function` names the public call in fatal reports about p. */
 OMI_HIDDEN void *omi_heap_realloc(const char *function, om_heap *h, void *p, size_t size);
 OMI_HIDDEN size_t omi_usable_size(const char *function, const void *p);
+/* Purging (heap.c): memory that went free is given back once it has stayed
+ * free for OM_OPTION_PURGE_DELAY_MS. The tiers call omi_purge_tick on their
+ * slow paths when they free memory; it reads the clock and, at most every
+ * quarter delay, asks each tier to purge what is old enough. */
+OMI_HIDDEN void omi_purge_tick(om_heap *h);
+/* Records p .. p + size as purged (statistics) and gives its pages back. */
+OMI_HIDDEN void omi_purge_range(om_heap *h, void *p, size_t size);
+static inline bool omi_purge_at_once(void)
+{
+    return omi_option_values[OM_OPTION_PURGE_DELAY_MS] == 0;
+}
+
 /* Frees what is not a valid pool block: medium and large blocks, and
  * reports foreign or interior pointers. */
 OMI_HIDDEN void omi_free_slow(const char *function, uintptr_t entry, void *p);

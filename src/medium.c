@@ -84,6 +84,8 @@ typedef struct omi_medium_arena {
     struct omi_medium_arena *all_prev;
     om_arena_allocator allocator;           /* the allocator that mapped it */
     size_t live_units;                      /* units in blocks in use (not cached) */
+    bool dirty;                             /* a free run may hold pages */
+    uint64_t dirty_since_ms;                /* since when */
     uint16_t tags[ARENA_UNITS];             /* boundary tags, one per unit */
 } omi_medium_arena;
 
@@ -194,14 +196,15 @@ static void bin_insert(omi_medium_heap *m, omi_medium_arena *arena, size_t unit,
     run_set_tags(arena, unit, units, TAG_FREE);
     medium_free_run *run = (medium_free_run *)unit_address(arena, unit);
     size_t bin = bin_of_length(units);
+    medium_free_run *next = m->bins[bin];
     omi_track_internal_open(run, sizeof *run);
     run->prev = NULL;
-    run->next = m->bins[bin];
+    run->next = next;
     omi_track_internal_close(run, sizeof *run);
-    if (run->next != NULL) {
-        omi_track_internal_open(run->next, sizeof *run);
-        run->next->prev = run;
-        omi_track_internal_close(run->next, sizeof *run);
+    if (next != NULL) {
+        omi_track_internal_open(next, sizeof *next);
+        next->prev = run;
+        omi_track_internal_close(next, sizeof *next);
     }
     m->bins[bin] = run;
     m->bin_mask |= (uint64_t)1 << bin;
@@ -227,6 +230,42 @@ static void bin_remove(omi_medium_heap *m, medium_free_run *run, size_t units)
         next->prev = prev;
         omi_track_internal_close(next, sizeof *next);
     }
+}
+
+/* ---- Purging ---------------------------------------------------------------- */
+
+/* Gives back the whole pages of a free run, except the one holding its bin
+ * links. */
+static void run_purge(om_heap *h, omi_medium_arena *arena, size_t unit, size_t units)
+{
+    uintptr_t start = (uintptr_t)unit_address(arena, unit) + sizeof(medium_free_run);
+    uintptr_t end = (uintptr_t)unit_address(arena, unit + units);
+    start = (start + 4095) & ~(uintptr_t)4095;
+    end &= ~(uintptr_t)4095;
+    if (end > start)
+        omi_purge_range(h, (void *)start, end - start);
+}
+
+/* A run went free: purge it now, or note when the arena became dirty. */
+static void run_went_free(om_heap *h, omi_medium_arena *arena, size_t unit, size_t units)
+{
+    if (omi_purge_at_once()) {
+        run_purge(h, arena, unit, units);
+    } else if (!arena->dirty) {
+        arena->dirty = true;
+        arena->dirty_since_ms = h->now_ms;
+    }
+}
+
+static void arena_purge_free_runs(om_heap *h, omi_medium_arena *arena)
+{
+    for (size_t unit = FIRST_UNIT; unit < ARENA_UNITS;) {
+        uint16_t tag = arena->tags[unit];
+        if (tag & TAG_FREE)
+            run_purge(h, arena, unit, tag_length(tag));
+        unit += tag_length(tag);
+    }
+    arena->dirty = false;
 }
 
 /* ---- Arenas ----------------------------------------------------------------- */
@@ -273,13 +312,23 @@ static void arena_unmap(omi_medium_heap *m, omi_medium_arena *arena)
     made_by.free(made_by.ctx, arena, OMI_ARENA_SIZE);
 }
 
+static bool arena_is_wholly_free(const omi_medium_arena *arena)
+{
+    uint16_t tag = arena->tags[FIRST_UNIT];
+    return (tag & TAG_FREE) && tag_length(tag) == USABLE_UNITS;
+}
+
 /* The arena's one free run covers it all: keep it as the spare, or unmap. */
 static void arena_retire(omi_medium_heap *m, omi_medium_arena *arena)
 {
-    if (m->spare == NULL || m->spare == arena) {
+    if ((m->spare == NULL || m->spare == arena) && !omi_purge_at_once()) {
+        if (m->spare != arena)
+            m->spare_since_ms = arena->heap->now_ms;
         m->spare = arena;
         return;
     }
+    if (m->spare == arena)
+        m->spare = NULL;
     bin_remove(m, (medium_free_run *)unit_address(arena, FIRST_UNIT), USABLE_UNITS);
     arena_unmap(m, arena);
 }
@@ -311,6 +360,8 @@ static void run_release(omi_medium_heap *m, omi_medium_arena *arena, size_t unit
     bin_insert(m, arena, unit, units);
     if (units == USABLE_UNITS)
         arena_retire(m, arena);
+    else
+        run_went_free(arena->heap, arena, unit, units);
 }
 
 /* The link of a cached block (its first word). */
@@ -445,7 +496,8 @@ void omi_medium_free(const char *function, void *p)
     omi_medium_arena *arena = arena_of(p);
     size_t unit = unit_of(arena, p);
     size_t units = tag_length(medium_checked_tag(function, arena, p));
-    omi_medium_heap *m = &arena->heap->medium;
+    om_heap *h = arena->heap;   /* the arena may be unmapped below */
+    omi_medium_heap *m = &h->medium;
     size_t bytes = units << UNIT_SHIFT;
     omi_track_free(p, bytes);
     arena->live_units -= units;
@@ -453,12 +505,14 @@ void omi_medium_free(const char *function, void *p)
         /* The arena's last block in use: it becomes the spare (still
          * caching, so that a loop of pairs does not flip it), or, with a
          * spare already kept, its cached blocks go back and it retires. */
-        if (m->spare != NULL) {
+        if (m->spare != NULL || omi_purge_at_once()) {
             run_release(m, arena, unit);
             caches_flush(m, arena);
+            omi_purge_tick(h);
             return;
         }
         m->spare = arena;
+        m->spare_since_ms = h->now_ms;
     }
     if (bytes > OM_SMALL_SIZE_MAX) {
         size_t class_index = omi_medium_class_of(bytes);
@@ -472,6 +526,7 @@ void omi_medium_free(const char *function, void *p)
         }
     }
     run_release(m, arena, unit);
+    omi_purge_tick(h);
 }
 
 size_t omi_medium_usable_size(const char *function, const void *p)
@@ -541,13 +596,33 @@ size_t omi_medium_heap_trim(om_heap *h)
     omi_medium_heap *m = &h->medium;
     size_t freed_before = m->arenas_freed;
     caches_flush(m, NULL);
-    if (m->spare != NULL) {   /* wholly free now that nothing is cached */
+    if (m->spare != NULL && arena_is_wholly_free(m->spare)) {
         omi_medium_arena *spare = m->spare;
         m->spare = NULL;
         bin_remove(m, (medium_free_run *)unit_address(spare, FIRST_UNIT), USABLE_UNITS);
         arena_unmap(m, spare);
     }
     return (m->arenas_freed - freed_before) * OMI_ARENA_SIZE;
+}
+
+void omi_medium_purge(om_heap *h, uint64_t deadline_ms)
+{
+    omi_medium_heap *m = &h->medium;
+    omi_medium_arena *spare = m->spare;
+    if (spare != NULL && m->spare_since_ms <= deadline_ms) {
+        /* Idle for the whole delay: its cached blocks go back (it stays the
+         * spare meanwhile), and the arena, wholly free then, is unmapped. */
+        caches_flush(m, spare);
+        if (m->spare == spare && arena_is_wholly_free(spare)) {
+            m->spare = NULL;
+            bin_remove(m, (medium_free_run *)unit_address(spare, FIRST_UNIT), USABLE_UNITS);
+            arena_unmap(m, spare);
+        }
+    }
+    for (omi_medium_arena *arena = m->arenas; arena != NULL; arena = arena->all_next) {
+        if (arena->dirty && arena->dirty_since_ms <= deadline_ms)
+            arena_purge_free_runs(h, arena);
+    }
 }
 
 void omi_medium_stats(const om_heap *h, size_t *used_bytes, size_t *free_bytes,

@@ -248,8 +248,9 @@ static void arena_unmap(om_heap *h, omi_arena *arena)
 /* A wholly free arena: becomes the spare, or goes back to the OS. */
 static void arena_retire(om_heap *h, omi_arena *arena)
 {
-    if (h->spare == NULL) {
+    if (h->spare == NULL && !omi_purge_at_once()) {
         h->spare = arena;
+        h->spare_since_ms = h->now_ms;
         return;
     }
     arena_unmap(h, arena);
@@ -334,6 +335,15 @@ static omi_pool *pool_take(om_heap *h, size_t class_index)
     return pool;
 }
 
+/* Gives a free pool's pages back; its free list goes with them. */
+static void pool_purge(om_heap *h, omi_pool *pool)
+{
+    omi_asan_unpoison(pool_memory(pool), OMI_POOL_SIZE);
+    omi_purge_range(h, pool_memory(pool), OMI_POOL_SIZE);
+    omi_track_internal_close(pool_memory(pool), OMI_POOL_SIZE);
+    pool->kept_class = OMI_POOL_UNASSIGNED;
+}
+
 /* Returns an empty pool to its arena, re-sorting or retiring the arena.
  * true if the arena retired (its descriptor may be gone). */
 static bool pool_give_back(om_heap *h, omi_pool *pool)
@@ -342,11 +352,18 @@ static bool pool_give_back(om_heap *h, omi_pool *pool)
     if (pool->list_state != OMI_POOL_UNLISTED)
         pool_unlink(h, pool);
     /* Every block is on the free list: a later take for the same class
-     * reuses the list instead of carving again. */
+     * reuses the list instead of carving again, unless the pool's pages are
+     * purged first. */
     pool->kept_class = pool->class_index;
     pool->class_index = OMI_POOL_UNASSIGNED;
     pool->next = arena->free_pools;
     arena->free_pools = pool;
+    if (omi_purge_at_once()) {
+        pool_purge(h, pool);
+    } else if (!arena->dirty) {
+        arena->dirty = true;
+        arena->dirty_since_ms = h->now_ms;
+    }
     if (arena->in_usable_list)
         arena_list_unlink(h, arena);
     arena->nfree_pools++;
@@ -404,6 +421,7 @@ static void pool_release_empty(om_heap *h, omi_pool *pool)
 void *omi_pool_malloc_slow(om_heap *h, size_t class_index)
 {
     om_assert(h->usable[class_index] == &omi_pool_sentinel);
+    omi_purge_tick(h);
     if (pool_take(h, class_index) == NULL)
         return omi_out_of_memory(omi_class_block_size(class_index));
     return omi_pool_malloc(h, omi_class_block_size(class_index));
@@ -432,6 +450,7 @@ void omi_pool_free_slow(omi_pool *pool, bool was_exhausted)
         arena_settle_warm(h, omi_arena_of_pool(pool));
     else
         pool_release_empty(h, pool);
+    omi_purge_tick(h);
 }
 
 /* ---- Whole heaps ------------------------------------------------------------ */
@@ -447,6 +466,24 @@ void omi_pool_heap_release_all(om_heap *h)
 {
     while (h->all_arenas != NULL)
         arena_unmap(h, h->all_arenas);
+}
+
+void omi_pool_purge(om_heap *h, uint64_t deadline_ms)
+{
+    for (omi_arena *arena = h->all_arenas; arena != NULL; arena = arena->all_next) {
+        if (!arena->dirty || arena->dirty_since_ms > deadline_ms)
+            continue;
+        for (omi_pool *pool = arena->free_pools; pool != NULL; pool = pool->next) {
+            if (pool->kept_class != OMI_POOL_UNASSIGNED)
+                pool_purge(h, pool);
+        }
+        arena->dirty = false;
+    }
+    if (h->spare != NULL && h->spare_since_ms <= deadline_ms) {
+        omi_arena *spare = h->spare;
+        h->spare = NULL;
+        arena_unmap(h, spare);
+    }
 }
 
 size_t omi_pool_heap_trim(om_heap *h)

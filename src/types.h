@@ -118,6 +118,8 @@ typedef struct omi_arena {
     struct omi_arena *all_next;      /* all-arenas list */
     struct omi_arena *all_prev;
     bool in_usable_list;             /* on the usable list now */
+    bool dirty;                      /* some free pool still holds its pages */
+    uint64_t dirty_since_ms;         /* when the first of them went free */
     om_arena_allocator allocator;    /* the allocator that mapped it */
     _Alignas(64) omi_pool pools[OMI_POOLS_PER_ARENA];   /* state per pool */
 } omi_arena;
@@ -141,7 +143,8 @@ typedef struct omi_medium_heap {
     uint64_t bin_mask;               /* bit b: bins[b] is not empty */
     omi_medium_cache cache[OMI_MEDIUM_CLASS_COUNT];
     struct omi_medium_arena *arenas; /* every medium arena of the heap */
-    struct omi_medium_arena *spare;  /* a wholly free one kept, or NULL */
+    struct omi_medium_arena *spare;  /* one with no block in use kept, or NULL */
+    uint64_t spare_since_ms;         /* when it became the spare */
     size_t arenas_current;
     size_t arenas_allocated;
     size_t arenas_freed;
@@ -158,12 +161,17 @@ struct om_heap {
     uint64_t nfree_present;              /* bit n: last_with_nfree[n] != NULL */
     omi_arena *all_arenas;               /* every arena, spare included */
     omi_arena *spare;                    /* one wholly free arena, or NULL */
+    uint64_t spare_since_ms;             /* when it became the spare */
     omi_arena *warm_arena;               /* the one arena allowed to be held
                                             only by warm pools, or NULL */
     omi_medium_heap medium;              /* 513 B … 256 KiB (medium.c) */
     struct omi_large *large_blocks;      /* large mappings of this heap (large.c) */
     size_t large_count;                  /* how many */
     size_t large_bytes;                  /* their usable bytes */
+    uint64_t now_ms;                     /* the clock at the last purge check */
+    uint64_t next_purge_check_ms;        /* no scan for dirty memory before */
+    size_t purged_bytes;                 /* given back with madvise, in total */
+    size_t purges;                       /* madvise calls that did it */
     size_t arenas_allocated;             /* counters since creation */
     size_t arenas_freed;
     size_t arenas_current;
