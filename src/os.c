@@ -154,3 +154,9 @@ void *omi_os_arena_alloc(om_arena_allocator *made_by)
     *made_by = allocator;
     return arena;
 }
+
+void omi_os_purge(void *addr, size_t size)
+{
+    if (size != 0)
+        madvise(addr, size, MADV_DONTNEED);
+}
