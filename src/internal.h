@@ -63,6 +63,16 @@ OMI_HIDDEN void omi_os_unmap(void *addr, size_t size);
  * *made_by receives that allocator, to give the arena back to. NULL with
  * OM_ENOMEM when the allocator fails or returns misaligned memory. */
 OMI_HIDDEN void *omi_os_arena_alloc(om_arena_allocator *made_by);
+/* size bytes at an address a with (a + offset) % alignment == 0 (alignment
+ * a power of two >= the page size, offset a multiple of it); NULL on failure
+ * or overflow. The reserve variant maps PROT_NONE, MAP_NORESERVE: address
+ * space only, a target for omi_os_remap. */
+OMI_HIDDEN void *omi_os_map_aligned(size_t size, size_t alignment, size_t offset);
+OMI_HIDDEN void *omi_os_reserve_aligned(size_t size, size_t alignment, size_t offset);
+/* target NULL: resizes the mapping at addr in place; else moves its pages
+ * onto the reservation at target, without copying. 0, or -1 with the
+ * mapping at addr untouched. */
+OMI_HIDDEN int omi_os_remap(void *addr, size_t old_size, size_t new_size, void *target);
 /* Gives the pages of [addr, addr + size) back to the OS; they read as zero
  * afterwards. addr and size are page-aligned. */
 OMI_HIDDEN void omi_os_purge(void *addr, size_t size);

@@ -77,12 +77,6 @@
 
 #include "internal.h"
 
-/* ---- transitional: these prototypes belong in internal.h's os.c section
- * (os.c repeats them until they are there). */
-OMI_HIDDEN void *omi_os_map_aligned(size_t size, size_t alignment, size_t offset);
-OMI_HIDDEN void *omi_os_reserve_aligned(size_t size, size_t alignment, size_t offset);
-OMI_HIDDEN int omi_os_remap(void *addr, size_t old_size, size_t new_size, void *target);
-
 /* The descriptor's share of slot 0: a block never starts before this. */
 #define LARGE_HEADER_SIZE ((size_t)4096)
 
@@ -251,8 +245,10 @@ void *omi_large_malloc(om_heap *h, size_t size, size_t alignment)
 void omi_large_free(const char *function, uintptr_t entry, void *p)
 {
     omi_large *l = large_checked(function, entry, p);
+    om_heap *h = l->heap;
     large_unlink(l);
     large_unmap(l);
+    omi_purge_tick(h);   /* a slow path anyway: a chance to purge the arenas */
 }
 
 /* Gives back the slots past new_map_size. If the OS refuses (it does not on

@@ -37,13 +37,6 @@
 
 #include "internal.h"
 
-/* ---- transitional: these prototypes belong in internal.h's os.c section
- * (large.c repeats them until they are there; a repeated compatible
- * declaration is harmless). */
-OMI_HIDDEN void *omi_os_map_aligned(size_t size, size_t alignment, size_t offset);
-OMI_HIDDEN void *omi_os_reserve_aligned(size_t size, size_t alignment, size_t offset);
-OMI_HIDDEN int omi_os_remap(void *addr, size_t old_size, size_t new_size, void *target);
-
 void *omi_os_map(size_t size)
 {
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

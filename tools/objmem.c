@@ -492,7 +492,7 @@ static int step_address_map(demo_state *st)
     void *small = om_obj_malloc(20);
     void *priv = om_heap_malloc(h, 100);
     void *big = om_mem_malloc(1000);
-    void *sys = malloc(100);
+    void *huge = om_mem_malloc(1000000);
     int rc = 0;
     if (small == NULL)
         rc = fail_om("om_obj_malloc(20)");
@@ -500,8 +500,8 @@ static int step_address_map(demo_state *st)
         rc = fail_om("om_heap_malloc(h, 100)");
     else if (big == NULL)
         rc = fail_om("om_mem_malloc(1000)");
-    else if (sys == NULL)
-        rc = fail("malloc(100) failed");
+    else if (huge == NULL)
+        rc = fail_om("om_mem_malloc(1000000)");
 
     if (rc == 0) {
         char why[96];
@@ -512,12 +512,12 @@ static int step_address_map(demo_state *st)
         print_usable("om_obj_malloc(20)", small, why);
         snprintf(why, sizeof why, "small, heap h: the %s class", fmt_bytes(class_of(100)));
         print_usable("om_heap_malloc(h, 100)", priv, why);
-        snprintf(why, sizeof why, "above %d B: system allocator", OM_SMALL_SIZE_MAX);
-        print_usable("om_mem_malloc(1000)", big, why);
-        snprintf(why, sizeof why, "not objmem's: the system says %s",
-                 fmt_bytes(malloc_usable_size(sys)));
-        print_usable("malloc(100)", sys, why);
+        print_usable("om_mem_malloc(1000)", big, "medium: a run of the 1 KiB class");
+        print_usable("om_mem_malloc(1000000)", huge, "large: a mapping of its own");
         print_usable("NULL", NULL, "by definition");
+        printf("\n  A pointer objmem never handed out (another allocator's, or the inside\n"
+               "  of a block) is fatal misuse: free, realloc and om_usable_size print one\n"
+               "  report naming the call and the address, then abort.\n");
 
         om_heap_stats s;
         om_obj_free(priv);
@@ -529,9 +529,118 @@ static int step_address_map(demo_state *st)
     om_obj_free(small);
     om_obj_free(priv);
     om_mem_free(big);
-    free(sys);
+    om_mem_free(huge);
     om_heap_delete(h);
     return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Medium and large blocks, purging                                         */
+/* ------------------------------------------------------------------------ */
+
+enum {
+    MEDIUM_BLOCKS = 4096,             /* blocks of the medium workload */
+    MEDIUM_KEEP_EVERY = 64,           /* one block in this many stays allocated */
+    PURGE_DEMO_DELAY_MS = 100,        /* the purge delay the step sets */
+};
+
+static void print_medium_line(const char *when, const om_heap_stats *s)
+{
+    printf("  %-28s medium arenas %4zu   in use %10s   free runs %10s   RSS %s\n", when,
+           s->medium_arenas_current, fmt_bytes(s->medium_used_bytes),
+           fmt_bytes(s->medium_free_bytes + s->medium_cached_bytes), fmt_rss(rss_bytes()));
+}
+
+/* Medium blocks: fill, free most, watch the free pages go back after the
+ * purge delay. Blocks are written in full so that their pages are resident. */
+static int step_medium(demo_state *st)
+{
+    om_heap *h = om_heap_new();
+    void **blocks = calloc(MEDIUM_BLOCKS, sizeof *blocks);
+    if (h == NULL || blocks == NULL) {
+        free(blocks);
+        om_heap_delete(h);
+        return fail_om("om_heap_new()");
+    }
+    long old_delay = om_option_get(OM_OPTION_PURGE_DELAY_MS);
+    om_option_set(OM_OPTION_PURGE_DELAY_MS, PURGE_DEMO_DELAY_MS);
+    uint64_t rng = st->seed;
+    size_t requested = 0;
+    int rc = 0;
+    for (size_t i = 0; i < MEDIUM_BLOCKS && rc == 0; i++) {
+        size_t size = 513 + (size_t)(xorshift64(&rng) % (64 << 10));
+        blocks[i] = om_heap_malloc(h, size);
+        if (blocks[i] == NULL)
+            rc = fail_om("om_heap_malloc(h, %zu)", size);
+        else
+            memset(blocks[i], 0x5A, size);
+        requested += size;
+    }
+    om_heap_stats s;
+    if (rc == 0 && (rc = heap_stats(h, &s)) == 0) {
+        printf("  %s blocks of 513 B - 64 KiB (%s asked): page runs of 128 B units\n"
+               "  in 1 MiB arenas, 36 size classes at most 12.5 %% apart\n\n",
+               fmt_count(MEDIUM_BLOCKS), fmt_bytes(requested));
+        print_medium_line("allocated", &s);
+    }
+    for (size_t i = 0; i < MEDIUM_BLOCKS && rc == 0; i++) {
+        if (i % MEDIUM_KEEP_EVERY != 0) {
+            om_obj_free(blocks[i]);
+            blocks[i] = NULL;
+        }
+    }
+    if (rc == 0 && (rc = heap_stats(h, &s)) == 0)
+        print_medium_line("63 of 64 freed", &s);
+    usleep(2 * PURGE_DEMO_DELAY_MS * 1000);
+    /* The allocator looks at the clock on its slow paths (a large block's
+     * free is one); nothing runs in the background. */
+    om_obj_free(om_heap_malloc(h, (size_t)1 << 20));
+    if (rc == 0 && (rc = heap_stats(h, &s)) == 0) {
+        print_medium_line("after the purge delay", &s);
+        printf("\n  free runs stay mapped (their arenas hold live blocks) but after %d ms\n"
+               "  their pages went back with madvise: %s in %s calls\n",
+               PURGE_DEMO_DELAY_MS, fmt_bytes(s.purged_bytes), fmt_count(s.purges));
+    }
+    for (size_t i = 0; i < MEDIUM_BLOCKS; i++)
+        om_obj_free(blocks[i]);
+    if (rc == 0 && (rc = heap_stats(h, &s)) == 0)
+        print_medium_line("all freed", &s);
+    om_option_set(OM_OPTION_PURGE_DELAY_MS, old_delay);
+    free(blocks);
+    om_heap_delete(h);
+    return rc;
+}
+
+/* A large block: its own mapping, resized with mremap, unmapped at free. */
+static int step_large(demo_state *st)
+{
+    (void)st;
+    const size_t first = (size_t)64 << 20, second = (size_t)256 << 20;
+    size_t rss0 = rss_bytes();
+    char *p = om_mem_malloc(first);
+    if (p == NULL)
+        return fail_om("om_mem_malloc(%zu)", first);
+    memset(p, 0x33, first);
+    printf("  om_mem_malloc(64 MiB), written:     RSS %s\n", fmt_rss(rss_bytes()));
+    uint64_t t0 = now_ns();
+    char *q = om_mem_realloc(p, second);
+    uint64_t t1 = now_ns();
+    if (q == NULL) {
+        om_mem_free(p);
+        return fail_om("om_mem_realloc(p, %zu)", second);
+    }
+    if (q[first - 1] != 0x33) {
+        om_mem_free(q);
+        return fail("realloc lost the contents of the large block");
+    }
+    printf("  om_mem_realloc to 256 MiB:         %s, %s in %.1f us (mremap: no copy)\n",
+           q == p ? "grew in place" : "moved", fmt_bytes(first),
+           (double)(t1 - t0) / 1000.0);
+    om_mem_free(q);
+    size_t rss1 = rss_bytes();
+    printf("  om_mem_free (unmapped at once):    RSS %s, %s against before the block\n",
+           fmt_rss(rss1), fmt_delta(rss1, rss0));
+    return 0;
 }
 
 static const char *error_name(om_error code)
@@ -684,6 +793,8 @@ static const demo_step demo_steps[] = {
     {"Trim the heap, then delete it", step_trim},
     {"The default heap behind om_mem_* and om_obj_*", step_default_heap},
     {"The address map: whose block is this?", step_address_map},
+    {"Medium blocks, and free pages going back after the purge delay", step_medium},
+    {"A large block: its own mapping, resized by mremap", step_large},
     {"Errors: NULL or -1, and a code and message per thread", step_errors},
     {"Timing: a malloc+free pair", step_timing},
 };
