@@ -11,10 +11,15 @@
  *   - calloc zeroes, also when it reuses a block that was dirtied and freed;
  *     count * size overflow gives NULL, errno ENOMEM and OM_ENOMEM;
  *   - sizes above PTRDIFF_MAX fail with OM_ENOMEM, realloc keeping the block;
- *   - realloc keeps the contents across classes, into large (system) sizes
- *     and back; realloc(NULL, n) allocates; free(NULL) does nothing;
+ *   - realloc keeps the contents across classes and across the three tiers
+ *     (small, medium, large) and back; realloc(NULL, n) allocates;
+ *     free(NULL) does nothing;
+ *   - usable sizes: a small request gets its 16-byte class, a medium one
+ *     (513 B … 256 KiB) exactly its medium class (four per doubling), a
+ *     large one at least the request;
  *   - om_heap_get_stats per class on a fresh private heap: block_size,
- *     used_blocks, used_bytes, pools, free_blocks, and the heap totals.
+ *     used_blocks, used_bytes, pools, free_blocks, and the heap totals;
+ *     om_heap_trim returns every pool arena and the spare medium arena.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -128,6 +133,41 @@ static size_t class_size(size_t size)
     return (size + OM_ALIGNMENT - 1) / OM_ALIGNMENT * OM_ALIGNMENT;
 }
 
+/* Size of medium class c (objmem.h: 640 B … 256 KiB, four per doubling). */
+static size_t medium_class_bytes(size_t c)
+{
+    return (5 + c % 4) << (c / 4 + 7);
+}
+
+/* The medium class a request of 513 … OM_MEDIUM_SIZE_MAX bytes gets. */
+static size_t medium_class_size(size_t size)
+{
+    for (size_t c = 0; c < OM_MEDIUM_CLASS_COUNT; c++)
+        if (medium_class_bytes(c) >= size)
+            return medium_class_bytes(c);
+    return 0;
+}
+
+/* 1 if n is the size of a medium class. */
+static int is_medium_class(size_t n)
+{
+    for (size_t c = 0; c < OM_MEDIUM_CLASS_COUNT; c++)
+        if (medium_class_bytes(c) == n)
+            return 1;
+    return 0;
+}
+
+/* The usable size a fresh block of `size` bytes has, or 0 for a large
+ * request (whose usable size is only bounded below). */
+static size_t fresh_usable(size_t size)
+{
+    if (size <= OM_SMALL_SIZE_MAX)
+        return class_size(size ? size : 1);
+    if (size <= OM_MEDIUM_SIZE_MAX)
+        return medium_class_size(size);
+    return 0;
+}
+
 /* Class index of a small request of 1..OM_SMALL_SIZE_MAX bytes. */
 static size_t class_index(size_t size)
 {
@@ -208,7 +248,8 @@ static om_heap_stats get_stats(const om_heap *h)
 static void test_boundaries(const test_domain *d)
 {
     static const size_t sizes[] = {0, 1, 15, 16, 17, 31, 32, 33, 255, 256, 257,
-                                   496, 497, 511, 512, 513, 1024, 4096, 100000};
+                                   496, 497, 511, 512, 513, 639, 640, 641, 1024, 4096,
+                                   100000, 262143, 262144, 262145, 1 << 20};
     enum { N = sizeof sizes / sizeof sizes[0] };
     void *blocks[N];
     span spans[N];
@@ -224,11 +265,12 @@ static void test_boundaries(const test_domain *d)
         CHECK(is_aligned(p));
         size_t usable = om_usable_size(p);
         CHECK(usable >= size);
-        if (size <= OM_SMALL_SIZE_MAX) {
-            if (usable != class_size(size ? size : 1))
+        /* design-pool.md: a request of 0 bytes gets a 16-byte block; a
+         * medium request its medium class; a large one at least its size. */
+        if (fresh_usable(size) != 0) {
+            if (usable != fresh_usable(size))
                 fprintf(stderr, "  domain %s, size %zu:\n", d->name, size);
-            /* design-pool.md: a request of 0 bytes gets a 16-byte block. */
-            CHECK_EQ_SIZE(usable, class_size(size ? size : 1));
+            CHECK_EQ_SIZE(usable, fresh_usable(size));
         }
         /* The whole usable part is writable. */
         fill_pattern(p, usable, (unsigned)i);
@@ -297,7 +339,7 @@ static void test_alignment_and_disjoint(const test_domain *d)
         if (!is_aligned(p))
             misaligned++;
         size_t usable = om_usable_size(p);
-        if (usable < size || (size >= 1 && size <= OM_SMALL_SIZE_MAX && usable != class_size(size)))
+        if (usable < size || (size >= 1 && usable != fresh_usable(size)))
             small_wrong++;
         /* A zero-sized block is still unique: give it one byte of span. */
         spans[i] = (span){(uintptr_t)p, (uintptr_t)p + (size ? size : 1)};
@@ -348,7 +390,8 @@ static void test_malloc_zero(const test_domain *d)
 
 static void test_calloc(const test_domain *d)
 {
-    static const size_t sizes[] = {1, 15, 16, 17, 64, 200, 511, 512, 513, 3000};
+    static const size_t sizes[] = {1,   15,   16,    17,     64,     200,
+                                   511, 512,  513,   3000,   262144, 300000};
     enum { N = sizeof sizes / sizeof sizes[0], ROUNDS = 64 };
     for (size_t s = 0; s < N; s++) {
         size_t size = sizes[s];
@@ -449,8 +492,8 @@ static void test_too_large(const test_domain *d)
         CHECK(errno == ENOMEM);
 
         /* A failed realloc leaves the old block as it was, small or large. */
-        static const size_t old_sizes[] = {40, 512, 2000};
-        for (size_t k = 0; k < 3; k++) {
+        static const size_t old_sizes[] = {40, 512, 2000, 300000};
+        for (size_t k = 0; k < sizeof old_sizes / sizeof old_sizes[0]; k++) {
             void *old = d->malloc_fn(old_sizes[k]);
             CHECK(old != NULL);
             if (!old)
@@ -472,9 +515,11 @@ static void test_too_large(const test_domain *d)
 static void test_realloc(const test_domain *d)
 {
     /* Grow across every class, into large sizes, and back down. */
-    static const size_t steps[] = {1,   15,  16,  17,   40,   100,    256,   511, 512,
-                                   513, 600, 4096, 70000, 300000, 513, 512, 511, 300,
-                                   64,  33,  32,  17,   16,   1,      200,   100000, 48};
+    static const size_t steps[] = {1,      15,     16,      17,     40,     100,    256,
+                                   511,    512,    513,     600,    4096,   70000,  262144,
+                                   262145, 300000, 3000000, 262144, 513,    512,    511,
+                                   300,    64,     33,      32,     17,     16,     1,
+                                   200,    100000, 2000000, 48};
     enum { N = sizeof steps / sizeof steps[0] };
     void *p = d->realloc_fn(NULL, steps[0]);
     CHECK(p != NULL);
@@ -500,6 +545,12 @@ static void test_realloc(const test_domain *d)
         CHECK(usable >= size);
         if (size <= OM_SMALL_SIZE_MAX)
             CHECK_EQ_SIZE(usable, class_size(size));
+        else if (size <= OM_MEDIUM_SIZE_MAX)
+            /* It may have stayed in place in a larger class; it is a
+             * medium block either way. */
+            CHECK(is_medium_class(usable));
+        else
+            CHECK(usable > OM_MEDIUM_SIZE_MAX);
         fill_pattern(q, size, (unsigned)i);
         p = q;
         prev = size;
@@ -699,18 +750,31 @@ static void test_class_stats(void)
     CHECK(st.pools_used <= OM_SMALL_CLASS_COUNT);
     CHECK(st.arenas_current <= OM_SMALL_CLASS_COUNT + 1);
 
-    /* Large blocks do not show in the small-class stats. */
+    /* Medium and large blocks do not show in the small-class stats, but in
+     * their own fields. */
     void *big = om_heap_malloc(h, 10000);
-    CHECK(big != NULL);
+    void *huge = om_heap_malloc(h, 300000);
+    CHECK(big != NULL && huge != NULL);
     om_heap_stats st2 = get_stats(h);
     CHECK_EQ_SIZE(st2.small_used_bytes, 0);
     for (size_t c = 0; c < OM_SMALL_CLASS_COUNT; c++)
         CHECK_EQ_SIZE(st2.classes[c].used_blocks, 0);
+    CHECK_EQ_SIZE(st2.medium_used_bytes, medium_class_size(10000));
+    CHECK_EQ_SIZE(st2.medium_arenas_current, 1);
+    CHECK_EQ_SIZE(st2.large_count, 1);
+    CHECK(st2.large_bytes >= 300000);
+    CHECK_EQ_SIZE(st2.arenas_current, st.arenas_current);
     om_mem_free(big);
+    om_mem_free(huge);
+    st2 = get_stats(h);
+    CHECK_EQ_SIZE(st2.medium_used_bytes, 0);
+    CHECK_EQ_SIZE(st2.large_count, 0);
+    CHECK_EQ_SIZE(st2.large_bytes, 0);
 
     /* Trimming leaves a heap with nothing mapped; it still works after.
-     * It returns whole arenas' bytes. */
-    size_t mapped_before = st.mapped_bytes;
+     * It returns whole arenas' bytes: the pool arenas (mapped_bytes) and,
+     * since issue 3, the medium arena kept as the spare. */
+    size_t mapped_before = st2.mapped_bytes + st2.medium_arenas_current * OM_ARENA_SIZE;
     size_t trimmed = om_heap_trim(h);
     CHECK(trimmed > 0);
     CHECK_EQ_SIZE(trimmed % OM_ARENA_SIZE, 0);
@@ -718,6 +782,8 @@ static void test_class_stats(void)
     st = get_stats(h);
     check_stats_consistent(&st);
     CHECK_EQ_SIZE(st.arenas_current, 0);
+    CHECK_EQ_SIZE(st.medium_arenas_current, 0);
+    CHECK_EQ_SIZE(st.medium_cached_bytes, 0);
     CHECK_EQ_SIZE(st.pools_used, 0);
     void *again = om_heap_malloc(h, 100);
     CHECK(again != NULL);
