@@ -13,7 +13,9 @@
  * wraps the default sees every new arena and gets each one back with the same
  * pointer and size, also after it was replaced; an allocator that returns
  * misaligned memory makes allocation fail cleanly (NULL, OM_ENOMEM) and gets
- * that memory back; NULL restores the default; missing hooks give OM_EINVAL.
+ * that memory back, for small and medium blocks alike (both live in arenas;
+ * a large block is a mapping of its own and still works); NULL restores the
+ * default; missing hooks give OM_EINVAL.
  *
  * RSS under ASan: ASan keeps the shadow of unmapped memory resident (one
  * byte per eight, so 1/9 of what an arena-heavy test grows by); the expected
@@ -508,9 +510,33 @@ static void test_misaligned_allocator(void)
     }
     CHECK_EQ_SIZE(mis.frees, mis.allocs);
 
-    /* Large blocks do not need arenas. */
-    void *big = om_heap_malloc(h, 4000);
+    /* Since issue 3 a medium block (513 B … 256 KiB) lives in a medium
+     * arena from the same arena allocator: it fails the same way, and the
+     * misaligned arena goes back to the allocator. */
+    static const size_t medium_sizes[] = {513, 4000, OM_MEDIUM_SIZE_MAX};
+    for (size_t i = 0; i < sizeof medium_sizes / sizeof medium_sizes[0]; i++) {
+        size_t allocs_before = mis.allocs;
+        om_clear_error();
+        errno = 0;
+        void *medium = om_heap_malloc(h, medium_sizes[i]);
+        CHECK(medium == NULL);
+        CHECK(om_last_error() == OM_ENOMEM);
+        CHECK(errno == ENOMEM);
+        CHECK(mis.allocs > allocs_before);
+        CHECK_EQ_SIZE(mis.frees, mis.allocs);
+        om_mem_free(medium);
+    }
+    om_heap_stats st = get_stats(h);
+    CHECK_EQ_SIZE(st.medium_arenas_current, 0);
+
+    /* A large block is a mapping of its own, not an arena: the arena
+     * allocator is not asked for it. */
+    size_t allocs_before = mis.allocs;
+    void *big = om_heap_malloc(h, OM_MEDIUM_SIZE_MAX + 1);
     CHECK(big != NULL);
+    CHECK_EQ_SIZE(mis.allocs, allocs_before);
+    if (big)
+        memset(big, 0x5a, OM_MEDIUM_SIZE_MAX + 1);
     om_mem_free(big);
 
     /* The default again: allocation works. */

@@ -12,7 +12,8 @@
  * The model knows the block size of each block: a new block of n <= 512
  * bytes gets exactly its class; a realloc keeps a small block in place when
  * the new size fits it and uses more than three quarters of it (api.md),
- * and otherwise gives the new size's class.
+ * and otherwise gives the new size's class. Requests of 513..600 bytes are
+ * medium blocks (issue 3), all of the first medium class, 640 bytes.
  *
  * The active part of the table changes size in phases, so that pools and
  * arenas fill, empty and get released along the way. At each phase boundary
@@ -38,7 +39,7 @@ typedef struct slot {
     unsigned char *ptr; /* NULL when empty */
     uint32_t size;      /* bytes requested */
     uint32_t gen;       /* generation that wrote the pattern */
-    uint16_t block;     /* pool block size (16..512), 0 for a system block */
+    uint16_t block;     /* pool block size (16..512), 0 for a medium block */
     uint8_t domain;     /* 0 = mem, 1 = obj */
 } slot;
 
@@ -160,8 +161,12 @@ static size_t class_size(size_t size)
     return size ? (size + OM_ALIGNMENT - 1) / OM_ALIGNMENT * OM_ALIGNMENT : OM_ALIGNMENT;
 }
 
+/* The first medium class: every request of 513..MAX_SIZE bytes gets it. */
+#define FIRST_MEDIUM_CLASS 640
+_Static_assert(MAX_SIZE <= FIRST_MEDIUM_CLASS, "the model knows one medium class");
+
 /* Checks a block that the slot is about to hold and returns its pool block
- * size (0 for a system block). `expect_block` is the block size the model
+ * size (0 for a medium block). `expect_block` is the block size the model
  * predicts for a small request. */
 static uint16_t check_new_block(size_t index, const unsigned char *p, size_t size,
                                 size_t expect_block)
@@ -171,7 +176,8 @@ static uint16_t check_new_block(size_t index, const unsigned char *p, size_t siz
         report("misaligned block", index, (size_t)(uintptr_t)p);
     }
     size_t usable = om_usable_size(p);
-    if (usable < size || (size <= OM_SMALL_SIZE_MAX && usable != expect_block)) {
+    if (usable < size || (size <= OM_SMALL_SIZE_MAX && usable != expect_block) ||
+        (size > OM_SMALL_SIZE_MAX && usable != FIRST_MEDIUM_CLASS)) {
         bad_blocks++;
         report("wrong usable size", index, usable);
     }
@@ -352,6 +358,7 @@ int main(int argc, char **argv)
     CHECK_EQ_SIZE(used_classes, 0);
     CHECK_EQ_SIZE(st.small_used_bytes, st0.small_used_bytes);
     CHECK_EQ_SIZE(st.small_used_bytes, 0);
+    CHECK_EQ_SIZE(st.medium_used_bytes, 0);
     CHECK(st.arenas_current <= OM_SMALL_CLASS_COUNT + 1);
     CHECK(st.arenas_current == st.arenas_allocated - st.arenas_freed);
 
