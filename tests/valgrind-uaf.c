@@ -5,12 +5,16 @@
  * build only, when valgrind and valgrind/memcheck.h exist):
  *
  *   valgrind-uaf clean   allocates, uses, reallocates and frees pool blocks
- *                        of every class, on the default heap and a private
- *                        one; memcheck must report nothing (objmem's own
- *                        free-list and header accesses are annotated);
+ *                        of every class, medium blocks of many classes
+ *                        (grown in place, moved, aligned, cached and
+ *                        coalesced) and large blocks (grown and shrunk with
+ *                        mremap), on the default heap and a private one;
+ *                        memcheck must report nothing (objmem's own
+ *                        free-list, bin and header accesses are annotated);
  *   valgrind-uaf uaf     the same, then writes into three freed pool blocks
- *                        and reads from one; memcheck must report the
- *                        invalid writes and the invalid read.
+ *                        and one freed medium block and reads from one;
+ *                        memcheck must report the invalid writes and the
+ *                        invalid read.
  *
  * Without objmem's client requests (OM_VALGRIND) a freed pool block is
  * ordinary mapped memory to memcheck, and `uaf` exits 0: the CTest test
@@ -58,11 +62,66 @@ static void workload(om_heap *h)
         om_mem_free(blocks[i]);
 }
 
+/* Medium and large blocks (issue 3): every access below is to a live block. */
+static void workload_big(om_heap *h)
+{
+    static const size_t sizes[] = {513,   640,   1000,  2048,   5000,   12345,
+                                   40000, 65536, 99999, 200000, 262144, 262145};
+    enum { N = sizeof sizes / sizeof sizes[0] };
+    unsigned char *blocks[2 * N];
+    for (size_t i = 0; i < N; i++) {
+        blocks[2 * i] = om_mem_malloc(sizes[i]);
+        blocks[2 * i + 1] = om_heap_calloc(h, 1, sizes[i]);
+    }
+    unsigned sum = 0;
+    for (size_t i = 0; i < 2 * N; i++) {
+        size_t usable = om_usable_size(blocks[i]);
+        sum += blocks[i][usable - 1];
+        memset(blocks[i], (int)i, usable);
+    }
+    /* Free every other one (cached or coalesced), grow the rest. */
+    for (size_t i = 0; i < 2 * N; i += 2)
+        om_obj_free(blocks[i]);
+    for (size_t i = 1; i < 2 * N; i += 2) {
+        size_t usable = om_usable_size(blocks[i]);
+        blocks[i] = om_heap_realloc(h, blocks[i], usable + usable / 3 + 1);
+        usable = om_usable_size(blocks[i]);
+        memset(blocks[i], 7, usable);
+        blocks[i] = om_mem_realloc(blocks[i], usable / 3 + 1);
+        sum += blocks[i][0];
+    }
+    for (size_t i = 1; i < 2 * N; i += 2)
+        om_mem_free(blocks[i]);
+    /* Aligned blocks of every tier. */
+    for (size_t shift = 5; shift <= 20; shift += 3) {
+        unsigned char *a = om_aligned_alloc((size_t)1 << shift, 3000);
+        unsigned char *b = om_heap_aligned_alloc(h, (size_t)1 << shift, 300000);
+        memset(a, 1, 3000);
+        memset(b, 2, 300000);
+        sum += a[2999] + b[299999];
+        om_mem_free(a);
+        om_mem_free(b);
+    }
+    /* A large block grown a lot (mremap, maybe moving) and shrunk. */
+    unsigned char *big = om_mem_malloc(1 << 20);
+    unsigned char *fence = om_mem_malloc(1 << 20);
+    memset(big, 3, 1 << 20);
+    memset(fence, 4, 1 << 20);
+    big = om_mem_realloc(big, 9 << 20);
+    memset(big + (1 << 20), 5, 8 << 20);
+    big = om_mem_realloc(big, 300000);
+    sum += big[299999] + fence[0];
+    om_mem_free(big);
+    om_mem_free(fence);
+    sink = (unsigned char)sum;
+}
+
 int main(int argc, char **argv)
 {
     int uaf = argc > 1 && strcmp(argv[1], "uaf") == 0;
     om_heap *h = om_heap_new();
     workload(h);
+    workload_big(h);
 
     unsigned char *neighbour = om_obj_malloc(64);
     volatile unsigned char *p = om_obj_malloc(64);
@@ -70,6 +129,11 @@ int main(int argc, char **argv)
     volatile unsigned char *q = om_heap_malloc(h, 96);
     volatile unsigned char *r = om_mem_malloc(300);
     unsigned char *mem_neighbour = om_mem_malloc(300);
+    volatile unsigned char *m = om_heap_malloc(h, 5000);
+    unsigned char *medium_neighbour = om_heap_malloc(h, 5000);
+    memset(medium_neighbour, 7, 5000);
+    for (int i = 0; i < 5000; i++)
+        m[i] = 8;
     memset(neighbour, 1, 64);
     memset(heap_neighbour, 2, 96);
     memset(mem_neighbour, 3, 300);
@@ -82,17 +146,20 @@ int main(int argc, char **argv)
     om_obj_free((void *)p);
     om_mem_free((void *)q);
     om_mem_free((void *)r);
+    om_mem_free((void *)m);
 
     if (uaf) {
         p[20] = 0x41;  /* invalid write: freed om_obj block */
         q[50] = 0x42;  /* invalid write: freed private-heap block */
         r[299] = 0x43; /* invalid write: last byte of a freed om_mem block */
+        m[4000] = 0x44; /* invalid write: freed medium block */
         sink = p[40];  /* invalid read */
     }
 
     om_obj_free(neighbour);
     om_mem_free(heap_neighbour);
     om_mem_free(mem_neighbour);
+    om_mem_free(medium_neighbour);
     om_heap_trim(NULL);
     om_heap_delete(h);
     printf("valgrind-uaf: %s run done\n", uaf ? "uaf" : "clean");
