@@ -313,7 +313,9 @@ static inline void omi_free(const char *function, void *p)
         omi_pool_free(pool, p);
         return;
     }
-    if (p != NULL)
+    if ((entry & OMI_OWNER_KIND_MASK) == OMI_OWNER_MEDIUM)
+        omi_medium_free(function, p);
+    else if (p != NULL)
         omi_free_slow(function, entry, p);
 }
 

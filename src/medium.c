@@ -106,8 +106,10 @@ static size_t medium_class_size(size_t class_index)
  * at load time (one byte per unit count, 2 KiB, so both hot paths look a
  * class up with one load instead of bit arithmetic). */
 static uint8_t class_of_units[(OMI_MEDIUM_SIZE_MAX >> UNIT_SHIFT) + 1];
+/* class_units[c]: the run length of class c, in units. */
+static uint16_t class_units[OMI_MEDIUM_CLASS_COUNT];
 
-__attribute__((constructor)) static void medium_fill_class_table(void)
+__attribute__((constructor)) static void medium_fill_class_tables(void)
 {
     size_t c = 0;
     for (size_t units = 0; units < sizeof class_of_units; units++) {
@@ -115,6 +117,8 @@ __attribute__((constructor)) static void medium_fill_class_table(void)
             c++;
         class_of_units[units] = (uint8_t)c;
     }
+    for (c = 0; c < OMI_MEDIUM_CLASS_COUNT; c++)
+        class_units[c] = (uint16_t)(medium_class_size(c) >> UNIT_SHIFT);
 }
 
 size_t omi_medium_class_of(size_t size)
@@ -479,15 +483,21 @@ void *omi_medium_aligned_malloc(om_heap *h, size_t size, size_t alignment)
     return block;
 }
 
+static _Noreturn OMI_COLD void medium_report(const char *function, const void *p, uint16_t tag)
+{
+    if (((uintptr_t)p & (UNIT_SIZE - 1)) == 0 && (tag & TAG_START))
+        omi_invalid_pointer(function, p, "a medium block that is already free");
+    omi_invalid_pointer(function, p, "inside a medium arena, not at the start of a block");
+}
+
 /* The start tag of live block p, or a fatal report naming `function`. */
 static inline uint16_t medium_checked_tag(const char *function, omi_medium_arena *arena, const void *p)
 {
-    size_t unit = unit_of(arena, p);
-    uint16_t tag = arena->tags[unit];
-    if (((uintptr_t)p & (UNIT_SIZE - 1)) != 0 || unit < FIRST_UNIT || !(tag & TAG_START))
-        omi_invalid_pointer(function, p, "inside a medium arena, not at the start of a block");
-    if (tag & (TAG_FREE | TAG_CACHED))
-        omi_invalid_pointer(function, p, "a medium block that is already free");
+    uint16_t tag = arena->tags[unit_of(arena, p)];
+    /* Descriptor units and the inside of runs have tag 0: no START. */
+    if (omi_unlikely((((uintptr_t)p & (UNIT_SIZE - 1)) != 0) |
+                     ((tag & (TAG_START | TAG_FREE | TAG_CACHED)) != TAG_START)))
+        medium_report(function, p, tag);
     return tag;
 }
 
@@ -514,10 +524,10 @@ void omi_medium_free(const char *function, void *p)
         m->spare = arena;
         m->spare_since_ms = h->now_ms;
     }
-    if (bytes > OM_SMALL_SIZE_MAX) {
-        size_t class_index = omi_medium_class_of(bytes);
+    if (units < sizeof class_of_units) {
+        size_t class_index = class_of_units[units];
         omi_medium_cache *cache = &m->cache[class_index];
-        if (medium_class_size(class_index) == bytes && cache->count < cache_limits[class_index]) {
+        if (class_units[class_index] == units && cache->count < cache_limits[class_index]) {
             arena->tags[unit] |= TAG_CACHED;
             cached_set_next(p, cache->head);
             cache->head = p;
