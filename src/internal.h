@@ -156,11 +156,14 @@ static inline omi_arena *omi_arena_of_pool(const omi_pool *pool)
     return (omi_arena *)((uintptr_t)pool & ~(uintptr_t)(OMI_ARENA_SIZE - 1));
 }
 
-/* The pool state of block p, in a pool arena: computed from p alone. */
+/* The pool state of block p, in a pool arena: computed from p alone, in
+ * integer arithmetic (the result is only used once p is known to be a pool
+ * block, but the address is formed before that, even for NULL). */
 static inline omi_pool *omi_pool_of(const void *p)
 {
-    omi_arena *arena = (omi_arena *)((uintptr_t)p & ~(uintptr_t)(OMI_ARENA_SIZE - 1));
-    return &arena->pools[((uintptr_t)p >> OM_POOL_SHIFT) & (OMI_POOLS_PER_ARENA - 1)];
+    uintptr_t arena = (uintptr_t)p & ~(uintptr_t)(OMI_ARENA_SIZE - 1);
+    uintptr_t index = ((uintptr_t)p >> OM_POOL_SHIFT) & (OMI_POOLS_PER_ARENA - 1);
+    return (omi_pool *)(arena + offsetof(omi_arena, pools) + index * sizeof(omi_pool));
 }
 
 /* A block of at most OM_SMALL_SIZE_MAX bytes from h, or NULL (OM_ENOMEM).
