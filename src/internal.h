@@ -59,10 +59,15 @@ extern OMI_HIDDEN long omi_option_values[OM_OPTION_COUNT];
 /* Anonymous read-write pages, or NULL. size is a multiple of the page size. */
 OMI_HIDDEN void *omi_os_map(size_t size);
 OMI_HIDDEN void omi_os_unmap(void *addr, size_t size);
-/* One arena from the current arena allocator, aligned to OMI_ARENA_SIZE;
- * *made_by receives that allocator, to give the arena back to. NULL with
- * OM_ENOMEM when the allocator fails or returns misaligned memory. */
-OMI_HIDDEN void *omi_os_arena_alloc(om_arena_allocator *made_by);
+/* One arena from the current arena allocator, aligned to OMI_ARENA_SIZE
+ * and registered in the address map as (its address | kind); *made_by
+ * receives that allocator, to give the arena back to. NULL with OM_ENOMEM
+ * when the allocator fails, returns misaligned memory, or the map cannot
+ * grow. */
+OMI_HIDDEN void *omi_os_arena_alloc(uintptr_t kind, om_arena_allocator *made_by);
+/* Unregisters an arena and gives it back to the allocator that made it
+ * (pass a copy: the arena's own descriptor goes with it). */
+OMI_HIDDEN void omi_os_arena_free(void *arena, om_arena_allocator made_by);
 /* size bytes at an address a with (a + offset) % alignment == 0 (alignment
  * a power of two >= the page size, offset a multiple of it); NULL on failure
  * or overflow. The reserve variant maps PROT_NONE, MAP_NORESERVE: address

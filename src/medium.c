@@ -277,14 +277,9 @@ static void arena_purge_free_runs(om_heap *h, omi_medium_arena *arena)
 static omi_medium_arena *arena_new(om_heap *h)
 {
     om_arena_allocator made_by;
-    omi_medium_arena *arena = omi_os_arena_alloc(&made_by);
+    omi_medium_arena *arena = omi_os_arena_alloc(OMI_OWNER_MEDIUM, &made_by);
     if (arena == NULL)
         return NULL;
-    if (omi_addrmap_set((uintptr_t)arena, OMI_ARENA_SIZE,
-                        (uintptr_t)arena | OMI_OWNER_MEDIUM) != 0) {
-        made_by.free(made_by.ctx, arena, OMI_ARENA_SIZE);
-        return NULL;
-    }
     memset(arena, 0, sizeof *arena);   /* a custom arena allocator may not zero */
     arena->heap = h;
     arena->allocator = made_by;
@@ -310,10 +305,7 @@ static void arena_unmap(omi_medium_heap *m, omi_medium_arena *arena)
         arena->all_next->all_prev = arena->all_prev;
     m->arenas_current--;
     m->arenas_freed++;
-    om_arena_allocator made_by = arena->allocator;
-    omi_addrmap_clear((uintptr_t)arena, OMI_ARENA_SIZE);
-    omi_asan_unpoison(arena, OMI_ARENA_SIZE);
-    made_by.free(made_by.ctx, arena, OMI_ARENA_SIZE);
+    omi_os_arena_free(arena, arena->allocator);
 }
 
 static bool arena_is_wholly_free(const omi_medium_arena *arena)

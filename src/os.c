@@ -12,6 +12,9 @@
  * tail, so the pool allocator can find a pool header by masking a pointer
  * and the address map needs one entry per arena. A user allocator must
  * honour the same alignment; a misaligned arena is given back and refused.
+ * omi_os_arena_alloc also registers the arena in the address map with the
+ * owner kind the caller names, and omi_os_arena_free undoes both, so no
+ * arena is ever mapped without an entry or an entry left without an arena.
  *
  * Large blocks (large.c) take whole mappings of their own, which they grow,
  * shrink and move with mremap so that no byte of their contents is copied:
@@ -131,7 +134,7 @@ int om_set_arena_allocator(const om_arena_allocator *allocator)
     return 0;
 }
 
-void *omi_os_arena_alloc(om_arena_allocator *made_by)
+void *omi_os_arena_alloc(uintptr_t kind, om_arena_allocator *made_by)
 {
     om_arena_allocator allocator = os_arena_allocator;
     void *arena = allocator.alloc(allocator.ctx, OMI_ARENA_SIZE);
@@ -144,8 +147,19 @@ void *omi_os_arena_alloc(om_arena_allocator *made_by)
                       arena, OMI_ARENA_SIZE);
         return NULL;
     }
+    if (omi_addrmap_set((uintptr_t)arena, OMI_ARENA_SIZE, (uintptr_t)arena | kind) != 0) {
+        allocator.free(allocator.ctx, arena, OMI_ARENA_SIZE);
+        return NULL;
+    }
     *made_by = allocator;
     return arena;
+}
+
+void omi_os_arena_free(void *arena, om_arena_allocator made_by)
+{
+    omi_addrmap_clear((uintptr_t)arena, OMI_ARENA_SIZE);
+    omi_asan_unpoison(arena, OMI_ARENA_SIZE);
+    made_by.free(made_by.ctx, arena, OMI_ARENA_SIZE);
 }
 
 void omi_os_purge(void *addr, size_t size)

@@ -203,13 +203,9 @@ static void arena_list_insert(om_heap *h, omi_arena *arena)
 static omi_arena *arena_new(om_heap *h)
 {
     om_arena_allocator made_by;
-    omi_arena *arena = omi_os_arena_alloc(&made_by);
+    omi_arena *arena = omi_os_arena_alloc(OMI_OWNER_SMALL, &made_by);
     if (arena == NULL)
         return NULL;
-    if (omi_addrmap_set((uintptr_t)arena, OMI_ARENA_SIZE, (uintptr_t)arena | OMI_OWNER_SMALL) != 0) {
-        made_by.free(made_by.ctx, arena, OMI_ARENA_SIZE);
-        return NULL;
-    }
     memset(arena, 0, sizeof *arena);   /* a custom arena allocator may not zero */
     for (size_t i = 0; i < OMI_POOLS_PER_ARENA; i++)
         arena->pools[i].class_index = OMI_POOL_UNASSIGNED;
@@ -239,10 +235,7 @@ static void arena_unmap(om_heap *h, omi_arena *arena)
         arena->all_next->all_prev = arena->all_prev;
     h->arenas_freed++;
     h->arenas_current--;
-    om_arena_allocator made_by = arena->allocator;   /* the descriptor goes too */
-    omi_addrmap_clear((uintptr_t)arena, OMI_ARENA_SIZE);
-    omi_asan_unpoison(arena, OMI_ARENA_SIZE);
-    made_by.free(made_by.ctx, arena, OMI_ARENA_SIZE);
+    omi_os_arena_free(arena, arena->allocator);
 }
 
 /* A wholly free arena: becomes the spare, or goes back to the OS. */

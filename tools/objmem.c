@@ -711,14 +711,17 @@ static int step_errors(demo_state *st)
 
 enum { TIMING_PAIRS = 2000000, TIMING_SLOTS = 256, TIMING_SIZES = 4096 };
 
-/* ns per pair for om_obj_malloc/om_obj_free over a window of live blocks. */
-static double time_om(const uint16_t *sizes, void **slots)
+/* ns per pair of `release` then `allocate` over a window of live blocks.
+ * Both allocators are called through the same function pointers, so the
+ * comparison stays fair. */
+static double time_pairs(const uint16_t *sizes, void **slots, void *(*allocate)(size_t),
+                         void (*release)(void *))
 {
     uint64_t t0 = now_ns();
     for (size_t i = 0; i < TIMING_PAIRS; i++) {
         size_t k = i % TIMING_SLOTS;
-        om_obj_free(slots[k]);
-        unsigned char *p = om_obj_malloc(sizes[i % TIMING_SIZES]);
+        release(slots[k]);
+        unsigned char *p = allocate(sizes[i % TIMING_SIZES]);
         if (p == NULL)
             return -1.0;
         p[0] = 1;
@@ -727,20 +730,19 @@ static double time_om(const uint16_t *sizes, void **slots)
     return (double)(now_ns() - t0) / TIMING_PAIRS;
 }
 
-/* The same loop on the system malloc/free. */
-static double time_sys(const uint16_t *sizes, void **slots)
+/* time_pairs after one warm-up round (the slots start NULL, and freeing
+ * NULL does nothing); the slots are emptied again afterwards. */
+static double time_warm(const uint16_t *sizes, void **slots, void *(*allocate)(size_t),
+                        void (*release)(void *))
 {
-    uint64_t t0 = now_ns();
-    for (size_t i = 0; i < TIMING_PAIRS; i++) {
-        size_t k = i % TIMING_SLOTS;
-        free(slots[k]);
-        unsigned char *p = malloc(sizes[i % TIMING_SIZES]);
-        if (p == NULL)
-            return -1.0;
-        p[0] = 1;
-        slots[k] = p;
+    double ns = time_pairs(sizes, slots, allocate, release);
+    if (ns >= 0)
+        ns = time_pairs(sizes, slots, allocate, release);
+    for (size_t k = 0; k < TIMING_SLOTS; k++) {
+        release(slots[k]);
+        slots[k] = NULL;
     }
-    return (double)(now_ns() - t0) / TIMING_PAIRS;
+    return ns;
 }
 
 /* Step 7: a rough timing of a malloc+free pair against the system's. */
@@ -752,23 +754,10 @@ static int step_timing(demo_state *st)
     for (size_t i = 0; i < TIMING_SIZES; i++)
         sizes[i] = (uint16_t)request_size(&rng);
 
-    /* Slots start NULL, and free(NULL)/om_obj_free(NULL) do nothing: the
-     * first round of each loop is its warm-up. */
-    double warm = time_om(sizes, slots);
-    double om_ns = warm < 0 ? warm : time_om(sizes, slots);
-    for (size_t k = 0; k < TIMING_SLOTS; k++) {
-        om_obj_free(slots[k]);
-        slots[k] = NULL;
-    }
+    double om_ns = time_warm(sizes, slots, om_obj_malloc, om_obj_free);
     if (om_ns < 0)
         return fail_om("om_obj_malloc in the timing loop");
-
-    warm = time_sys(sizes, slots);
-    double sys_ns = warm < 0 ? warm : time_sys(sizes, slots);
-    for (size_t k = 0; k < TIMING_SLOTS; k++) {
-        free(slots[k]);
-        slots[k] = NULL;
-    }
+    double sys_ns = time_warm(sizes, slots, malloc, free);
     if (sys_ns < 0)
         return fail("malloc failed in the timing loop");
 
