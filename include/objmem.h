@@ -97,8 +97,10 @@ OM_API void om_clear_error(void);
  *  - every block belongs to objmem, in three tiers by size:
  *      ≤ OM_SMALL_SIZE_MAX (512 B)      pools of 16 KiB in 1 MiB arenas;
  *      ≤ OM_MEDIUM_SIZE_MAX (256 KiB)   page runs in 1 MiB arenas, in size
- *                                       classes at most 25 % apart (12.5 %
- *                                       above 1 KiB); freed runs coalesce;
+ *                                       classes four per doubling (steps of
+ *                                       12.5 % of the doubling's top, so a
+ *                                       request wastes under 20 %); freed
+ *                                       runs coalesce;
  *      larger                           a mapping of its own, unmapped at
  *                                       free; realloc resizes it with mremap
  *                                       instead of copying;

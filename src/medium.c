@@ -1,8 +1,8 @@
 /*
  * medium.c — blocks of 513 B to 256 KiB: page runs in objmem's own arenas.
  *
- * Size classes, four per doubling (at most 12.5 % apart above 1 KiB, 25 %
- * for the first step above 512 B):
+ * Size classes, four per doubling: within [2^k, 2^(k+1)] they are 2^(k-2)
+ * apart, 12.5 % of the doubling's top (so a request wastes under 20 %):
  *
  *   class   0    1    2    3     4     5     6     7   …    35
  *   size  640  768  896 1024  1280  1536  1792  2048  … 262144
@@ -560,22 +560,42 @@ static bool medium_grow_in_place(omi_medium_heap *m, omi_medium_arena *arena, si
     return true;
 }
 
+/* Shrinks the run of p in place to `wanted` units; the tail goes back to
+ * the bins (merged with a free neighbour). */
+static void medium_shrink_in_place(omi_medium_heap *m, omi_medium_arena *arena, size_t unit,
+                                   size_t units, size_t wanted)
+{
+    size_t tail = unit + wanted;
+    run_set_tags(arena, unit, wanted, 0);
+    run_set_tags(arena, tail, units - wanted, 0);
+    arena->live_units -= units - wanted;
+    omi_track_resize(unit_address(arena, unit), units << UNIT_SHIFT, wanted << UNIT_SHIFT);
+    omi_track_internal_close(unit_address(arena, tail), (units - wanted) << UNIT_SHIFT);
+    run_release(m, arena, tail);
+}
+
+/* Both sizes are medium (the caller routes the rest). The block stays where
+ * it is when it still fits without wasting more than half of it, or when
+ * the run can grow into a free neighbour; a shrink gives the tail back. */
 void *omi_medium_realloc(const char *function, om_heap *h, void *p, size_t size)
 {
     omi_medium_arena *arena = arena_of(p);
+    size_t unit = unit_of(arena, p);
     size_t units = tag_length(medium_checked_tag(function, arena, p));
     size_t old_bytes = units << UNIT_SHIFT;
-    if (size <= old_bytes && size > old_bytes / 2)
-        return p;
-    if (size > old_bytes && size <= OMI_MEDIUM_SIZE_MAX) {
-        size_t wanted = medium_class_size(omi_medium_class_of(size)) >> UNIT_SHIFT;
-        if (medium_grow_in_place(&arena->heap->medium, arena, unit_of(arena, p), units, wanted))
+    size_t wanted = class_units[omi_medium_class_of(size)];
+    if (size <= old_bytes) {
+        if (size > old_bytes / 2)
             return p;
+        medium_shrink_in_place(&arena->heap->medium, arena, unit, units, wanted);
+        return p;
     }
+    if (medium_grow_in_place(&arena->heap->medium, arena, unit, units, wanted))
+        return p;
     void *moved = omi_heap_malloc(h, size);
     if (moved == NULL)
         return NULL;
-    memcpy(moved, p, old_bytes < size ? old_bytes : size);
+    memcpy(moved, p, old_bytes);
     omi_medium_free(function, p);
     return moved;
 }

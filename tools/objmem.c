@@ -579,7 +579,7 @@ static int step_medium(demo_state *st)
     om_heap_stats s;
     if (rc == 0 && (rc = heap_stats(h, &s)) == 0) {
         printf("  %s blocks of 513 B - 64 KiB (%s asked): page runs of 128 B units\n"
-               "  in 1 MiB arenas, 36 size classes at most 12.5 %% apart\n\n",
+               "  in 1 MiB arenas, 36 size classes, four per doubling\n\n",
                fmt_count(MEDIUM_BLOCKS), fmt_bytes(requested));
         print_medium_line("allocated", &s);
     }
