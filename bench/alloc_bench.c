@@ -1,11 +1,16 @@
 /*
- * alloc_bench.c — objmem's small-object allocator against its peers.
+ * alloc_bench.c — objmem's allocator against its peers.
  *
- * Role. `make bench` runs this program. It times four deterministic
- * workloads (bench/workloads.h) against:
+ * Role. `make bench` runs this program. It times eight deterministic
+ * workloads (bench/workloads.h): four of small objects, (a) pairs,
+ * (b) churn, (c) bulk, (d) trees; and four of bigger blocks, (e) medium
+ * pairs, (e') a medium window (with peak RSS against the bytes held),
+ * (f) large pairs and (g) a buffer grown by realloc, against:
  *
- *   objmem     om_obj_malloc / om_obj_free from objmem's shared library
- *   pymalloc   PyObject_Malloc / PyObject_Free from libpython (CPython 3.11)
+ *   objmem     om_obj_malloc / om_obj_free / om_obj_realloc from objmem's
+ *              shared library
+ *   pymalloc   PyObject_Malloc / PyObject_Free / PyObject_Realloc from
+ *              libpython (CPython 3.11; above 512 B it calls malloc)
  *   glibc      malloc / free, the system allocator
  *   mimalloc   malloc / free with libmimalloc.so.2 in LD_PRELOAD
  *   jemalloc   malloc / free with libjemalloc.so.2 in LD_PRELOAD
@@ -22,6 +27,7 @@
  * child checks that `malloc` really resolves to the library it was promised,
  * runs the workload once and writes one line on its stdout:
  *   ok <ops> <elapsed_ns> <cpu_ns> <peak_kb> <after_kb> <base_kb> <retained_kb>
+ *      <moves> <live_max_bytes>
  * A fresh process per measurement means no allocator inherits another's
  * heap, page cache of freed memory or RSS high-water mark. Runs are
  * interleaved (workload → run → allocator) so that drift on a noisy machine
@@ -30,7 +36,8 @@
  * Fairness rules kept here:
  *  - all six are shared libraries reached through the PLT (objmem's too);
  *  - the workload text is compiled three times, once per calling family
- *    (malloc/free, om_obj_*, PyObject_*), never through a function pointer;
+ *    (malloc/free/realloc, om_obj_*, PyObject_*), never through a function
+ *    pointer;
  *  - one xorshift64 sequence with one seed feeds every allocator;
  *  - each block gets its first byte written and its address escapes into an
  *    empty asm statement, so no compiler can fold a malloc/free pair away
@@ -63,11 +70,12 @@
 #include "objmem.h"
 
 #ifdef OM_BENCH_HAVE_PYTHON
-/* The four symbols we need from libpython's stable ABI, declared here rather
+/* The symbols we need from libpython's stable ABI, declared here rather
  * than through Python.h, whose feature macros would clash with ours. The
  * malloc attributes match what <stdlib.h> gives malloc and objmem.h gives
  * om_obj_malloc, so the compiler knows the same about all three. */
 extern void *PyObject_Malloc(size_t size) __attribute__((malloc, alloc_size(1)));
+extern void *PyObject_Realloc(void *ptr, size_t size) __attribute__((alloc_size(2)));
 extern void PyObject_Free(void *ptr);
 extern const char *Py_GetVersion(void);
 extern int _PyObject_DebugMallocStats(FILE *out);
@@ -87,12 +95,17 @@ extern char **environ;
 /* Parameters                                                               */
 /* ------------------------------------------------------------------------ */
 
-/* Full-size workloads, as issue 2 fixes them. */
+/* Full-size workloads, as issues 2 ((a)-(d)) and 3 ((e)-(g)) fix them. */
 #define FULL_PAIRS        50000000u  /* (a) malloc+free pairs */
 #define FULL_CHURN_LIVE    1000000u  /* (b) live objects */
 #define FULL_CHURN_STEPS  20000000u  /* (b) replace steps */
 #define FULL_BULK_COUNT   10000000u  /* (c) objects */
 #define FULL_TREE_DEPTH         20   /* (d) max depth */
+#define FULL_MEDIUM_PAIRS  5000000u  /* (e) malloc+free pairs */
+#define FULL_WINDOW_LIVE      4096u  /* (e') live blocks */
+#define FULL_WINDOW_STEPS  5000000u  /* (e') replace steps */
+#define FULL_LARGE_PAIRS   1000000u  /* (f) malloc+free pairs */
+#define FULL_REALLOC_MAX  ((size_t)64 << 20)  /* (g) final size, bytes */
 
 /* --quick: a smoke run that finishes in seconds. */
 #define QUICK_PAIRS        2000000u
@@ -100,6 +113,20 @@ extern char **environ;
 #define QUICK_CHURN_STEPS  1000000u
 #define QUICK_BULK_COUNT    500000u
 #define QUICK_TREE_DEPTH        14
+#define QUICK_MEDIUM_PAIRS  200000u
+#define QUICK_WINDOW_LIVE     1024u
+#define QUICK_WINDOW_STEPS  200000u
+#define QUICK_LARGE_PAIRS    20000u
+#define QUICK_REALLOC_MAX ((size_t)4 << 20)
+
+/* The size ranges of rows (e)-(g), inclusive and disjoint from (a)'s
+ * 8-512 B, so that each row exercises one tier of objmem: medium
+ * 513 B-32 KiB for (e) and (e'), 32 KiB + 1 B-1 MiB for (f) (objmem's
+ * medium tier up to 256 KiB, its own mappings above). */
+#define WL_MEDIUM_MIN 513u
+#define WL_MEDIUM_MAX 32768u
+#define WL_LARGE_MIN  32769u
+#define WL_LARGE_MAX  1048576u
 
 #define BENCH_SEED UINT64_C(0x9E3779B97F4A7C15)
 #define MAX_RUNS 99
@@ -110,6 +137,11 @@ typedef struct bench_params {
     uint64_t churn_steps;   /* (b) replace steps */
     size_t bulk_count;      /* (c) objects */
     int tree_depth;         /* (d) max depth; the stretch tree is one deeper */
+    uint64_t medium_pairs;  /* (e) malloc+free pairs */
+    size_t window_live;     /* (e') live blocks */
+    uint64_t window_steps;  /* (e') replace steps */
+    uint64_t large_pairs;   /* (f) malloc+free pairs */
+    size_t realloc_max;     /* (g) final size of the buffer, bytes */
 } bench_params;
 
 /* What one child measures in one run. */
@@ -122,6 +154,8 @@ typedef struct bench_result {
     uint64_t after_kb;      /* (c) RSS after every free, KiB */
     uint64_t base_kb;       /* (c) RSS before the first allocation, KiB */
     uint64_t retained_kb;   /* (c) RSS the allocator kept after every free, KiB */
+    uint64_t moves;         /* (g) reallocs that returned a new address */
+    uint64_t live_max_bytes;/* (e') most bytes held at once (requested sizes) */
 } bench_result;
 
 typedef struct tree_node {
@@ -182,6 +216,27 @@ static inline void touch_block(void *p, uint64_t r)
 {
     *(volatile unsigned char *)p = (unsigned char)r;
     __asm__ __volatile__("" : : "r"(p) : "memory");
+}
+
+/* Write one byte in every page the block [p, p + size) overlaps: the first
+ * byte, then every 4 KiB, then the last byte (consecutive writes are at most
+ * 4 KiB apart, so none of its pages is skipped). The block's memory is then
+ * resident, whatever the allocator did with it before. */
+static inline void touch_pages(void *p, size_t size, uint64_t r)
+{
+    volatile unsigned char *b = p;
+    for (size_t off = 0; off < size; off += 4096)
+        b[off] = (unsigned char)r;
+    b[size - 1] = (unsigned char)r;
+    __asm__ __volatile__("" : : "r"(p) : "memory");
+}
+
+/* A workload found its data wrong: the allocator under test is broken. */
+static void bench_bad(const char *what, size_t where) __attribute__((noreturn, cold, noinline));
+static void bench_bad(const char *what, size_t where)
+{
+    fprintf(stderr, "alloc_bench: %s (at byte %zu)\n", what, where);
+    exit(4);
 }
 
 static void bench_oom(size_t size) __attribute__((noreturn, cold, noinline));
@@ -257,17 +312,20 @@ static uint64_t tree_check(const tree_node *t)
 #define WL_FAMILY sys
 #define WL_MALLOC(size) malloc(size)
 #define WL_FREE(ptr) free(ptr)
+#define WL_REALLOC(ptr, size) realloc(ptr, size)
 #include "workloads.h"
 
 #define WL_FAMILY om
 #define WL_MALLOC(size) om_obj_malloc(size)
 #define WL_FREE(ptr) om_obj_free(ptr)
+#define WL_REALLOC(ptr, size) om_obj_realloc(ptr, size)
 #include "workloads.h"
 
 #ifdef OM_BENCH_HAVE_PYTHON
 #define WL_FAMILY py
 #define WL_MALLOC(size) PyObject_Malloc(size)
 #define WL_FREE(ptr) PyObject_Free(ptr)
+#define WL_REALLOC(ptr, size) PyObject_Realloc(ptr, size)
 #include "workloads.h"
 #endif
 
@@ -275,13 +333,14 @@ static uint64_t tree_check(const tree_node *t)
 /* Tables of workloads and allocators                                       */
 /* ------------------------------------------------------------------------ */
 
-enum { WL_PAIRS, WL_CHURN, WL_BULK, WL_TREES, WL_COUNT };
+enum { WL_PAIRS, WL_CHURN, WL_BULK, WL_TREES,
+       WL_MEDIUM, WL_WINDOW, WL_LARGE, WL_REALLOC, WL_COUNT };
 
 typedef void (*workload_fn)(const bench_params *, bench_result *);
 
 typedef struct workload_desc {
     const char *name;       /* for --only and the tables */
-    const char *alias;      /* the issue's letter */
+    const char *alias;      /* the issue's letter (also for --only) */
     const char *unit;       /* what one op is */
 } workload_desc;
 
@@ -290,6 +349,10 @@ static const workload_desc workloads[WL_COUNT] = {
     [WL_CHURN] = { "churn", "b", "ns per replace step (free + malloc)" },
     [WL_BULK]  = { "bulk",  "c", "ns per object (malloc + shuffled free)" },
     [WL_TREES] = { "trees", "d", "ns per tree node (malloc + visit + free)" },
+    [WL_MEDIUM] = { "medium", "e", "ns per malloc+free pair" },
+    [WL_WINDOW] = { "window", "e'", "ns per replace step (free + malloc + page writes)" },
+    [WL_LARGE]  = { "large", "f", "ns per malloc+free pair" },
+    [WL_REALLOC] = { "realloc", "g", "ns per realloc (+ write of the new last byte)" },
 };
 
 typedef enum family { FAM_SYS, FAM_OM, FAM_PY } family;
@@ -326,12 +389,15 @@ static const alloc_desc allocs[AL_COUNT] = {
 static workload_fn workload_for(int al, int wl)
 {
     static const workload_fn sys_fns[WL_COUNT] = {
-        wl_pairs_sys, wl_churn_sys, wl_bulk_sys, wl_trees_sys };
+        wl_pairs_sys, wl_churn_sys, wl_bulk_sys, wl_trees_sys,
+        wl_medium_sys, wl_window_sys, wl_large_sys, wl_realloc_sys };
     static const workload_fn om_fns[WL_COUNT] = {
-        wl_pairs_om, wl_churn_om, wl_bulk_om, wl_trees_om };
+        wl_pairs_om, wl_churn_om, wl_bulk_om, wl_trees_om,
+        wl_medium_om, wl_window_om, wl_large_om, wl_realloc_om };
 #ifdef OM_BENCH_HAVE_PYTHON
     static const workload_fn py_fns[WL_COUNT] = {
-        wl_pairs_py, wl_churn_py, wl_bulk_py, wl_trees_py };
+        wl_pairs_py, wl_churn_py, wl_bulk_py, wl_trees_py,
+        wl_medium_py, wl_window_py, wl_large_py, wl_realloc_py };
 #endif
     switch (allocs[al].fam) {
     case FAM_SYS: return sys_fns[wl];
@@ -370,6 +436,11 @@ static void params_init(bench_params *bp, bool quick)
     bp->churn_steps = quick ? QUICK_CHURN_STEPS : FULL_CHURN_STEPS;
     bp->bulk_count = quick ? QUICK_BULK_COUNT : FULL_BULK_COUNT;
     bp->tree_depth = quick ? QUICK_TREE_DEPTH : FULL_TREE_DEPTH;
+    bp->medium_pairs = quick ? QUICK_MEDIUM_PAIRS : FULL_MEDIUM_PAIRS;
+    bp->window_live = quick ? QUICK_WINDOW_LIVE : FULL_WINDOW_LIVE;
+    bp->window_steps = quick ? QUICK_WINDOW_STEPS : FULL_WINDOW_STEPS;
+    bp->large_pairs = quick ? QUICK_LARGE_PAIRS : FULL_LARGE_PAIRS;
+    bp->realloc_max = quick ? QUICK_REALLOC_MAX : FULL_REALLOC_MAX;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -427,12 +498,14 @@ static int child_main(const char *alloc_name, const char *wl_name, bool quick)
     memset(&res, 0, sizeof res);
     fn(&bp, &res);
     res.peak_kb = rss_peak_kb();
-    printf("ok %llu %llu %llu %llu %llu %llu %llu\n",
+    printf("ok %llu %llu %llu %llu %llu %llu %llu %llu %llu\n",
            (unsigned long long)res.ops, (unsigned long long)res.elapsed_ns,
            (unsigned long long)res.cpu_ns,
            (unsigned long long)res.peak_kb, (unsigned long long)res.after_kb,
            (unsigned long long)res.base_kb,
-           (unsigned long long)res.retained_kb);
+           (unsigned long long)res.retained_kb,
+           (unsigned long long)res.moves,
+           (unsigned long long)res.live_max_bytes);
     fflush(stdout);
     return 0;
 }
@@ -565,6 +638,10 @@ typedef struct cell {
     double after_mb[MAX_RUNS];
     double after_pct[MAX_RUNS];         /* after / peak */
     double retained_pct[MAX_RUNS];      /* retained / (peak - base) */
+    double moves[MAX_RUNS];             /* (g) buffer moves */
+    double live_mb[MAX_RUNS];           /* (e') most bytes held, MB */
+    double peak_per_live[MAX_RUNS];     /* (e') peak RSS / live_max */
+    double heap_per_live[MAX_RUNS];     /* (e') (peak - base) / live_max */
 } cell;
 
 /* The environment for a child: ours, minus any LD_PRELOAD, plus the peer's. */
@@ -655,9 +732,10 @@ static bool run_child(const char *self, const alloc_desc *a,
                     a->name, w->name, WEXITSTATUS(status));
         return false;
     }
-    unsigned long long v[7];
-    if (sscanf(buf, "ok %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
-               &v[2], &v[3], &v[4], &v[5], &v[6]) != 7 || v[0] == 0) {
+    unsigned long long v[9];
+    if (sscanf(buf, "ok %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
+               &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8]) != 9
+        || v[0] == 0) {
         fprintf(stderr, "alloc_bench: %s/%s child gave no result\n",
                 a->name, w->name);
         return false;
@@ -669,6 +747,8 @@ static bool run_child(const char *self, const alloc_desc *a,
     res->after_kb = v[4];
     res->base_kb = v[5];
     res->retained_kb = v[6];
+    res->moves = v[7];
+    res->live_max_bytes = v[8];
     return true;
 }
 
@@ -819,6 +899,23 @@ static void workload_title(const report *r, int wl, char *out, size_t size)
         snprintf(out, size, "(d) binary trees: depth %d (stretch %d), 16 B nodes",
                  bp->tree_depth, bp->tree_depth + 1);
         break;
+    case WL_MEDIUM:
+        snprintf(out, size, "(e) medium pairs: %llu malloc+free, 513 B-32 KiB",
+                 (unsigned long long)bp->medium_pairs);
+        break;
+    case WL_WINDOW:
+        snprintf(out, size, "(e') medium window: %zu live, %llu replace steps, "
+                 "513 B-32 KiB, every page written",
+                 bp->window_live, (unsigned long long)bp->window_steps);
+        break;
+    case WL_LARGE:
+        snprintf(out, size, "(f) large pairs: %llu malloc+free, 32 KiB+1 B-1 MiB",
+                 (unsigned long long)bp->large_pairs);
+        break;
+    case WL_REALLOC:
+        snprintf(out, size, "(g) realloc: one buffer grown 1 B at a time, 1 B-%zu MiB",
+                 bp->realloc_max >> 20);
+        break;
     default:
         snprintf(out, size, "?");
     }
@@ -878,9 +975,11 @@ static void print_json(const report *r)
                 continue;
             const cell *c = &r->cells[wl][al];
             int n = c->ok_runs;
-            printf("%s\n    {\"workload\": \"%s\", \"allocator\": \"%s\", "
+            printf("%s\n    {\"workload\": \"%s\", \"letter\": \"%s\", "
+                   "\"allocator\": \"%s\", "
                    "\"unit\": \"%s\", \"ok_runs\": %d, \"failed_runs\": %d",
-                   first ? "" : ",", workloads[wl].name, allocs[al].name,
+                   first ? "" : ",", workloads[wl].name, workloads[wl].alias,
+                   allocs[al].name,
                    workloads[wl].unit, n, c->failed_runs);
             first = false;
             if (n == 0) {
@@ -904,6 +1003,17 @@ static void print_json(const report *r)
                        ", \"allocator_retained_pct\": %.1f",
                        median(c->after_mb, n), median(c->after_pct, n),
                        median(c->retained_pct, n));
+            }
+            if (wl == WL_WINDOW) {
+                printf(", \"live_max_mb\": %.3f, \"peak_rss_per_live\": %.4f"
+                       ", \"peak_minus_base_per_live\": %.4f, \"runs_live_max_mb\": ",
+                       median(c->live_mb, n), median(c->peak_per_live, n),
+                       median(c->heap_per_live, n));
+                json_array(c->live_mb, n, "%.3f");
+            }
+            if (wl == WL_REALLOC) {
+                printf(", \"moves\": %.0f, \"runs_moves\": ", median(c->moves, n));
+                json_array(c->moves, n, "%.0f");
             }
             printf("}");
         }
@@ -1101,6 +1211,60 @@ static void print_tables(const report *r)
             printf("\n");
         }
     }
+    if (r->wl_selected[WL_WINDOW]) {
+        printf("\n### (e') medium window: peak RSS against the bytes held (median)\n\n");
+        printf("| measure |");
+        for (int i = 0; i < ncols; i++)
+            printf(" %s |", allocs[cols[i]].name);
+        printf("\n|---|");
+        for (int i = 0; i < ncols; i++)
+            printf("---:|");
+        printf("\n");
+        static const char *const rows[] = {
+            "most bytes held at once (live), MB",
+            "peak RSS of the process, MB",
+            "peak RSS / live",
+            "(peak RSS - RSS before the first malloc) / live" };
+        for (int row = 0; row < 4; row++) {
+            printf("| %s |", rows[row]);
+            for (int i = 0; i < ncols; i++) {
+                const cell *c = &r->cells[WL_WINDOW][cols[i]];
+                if (c->ok_runs == 0) {
+                    printf(" failed |");
+                    continue;
+                }
+                const double *v = row == 0 ? c->live_mb : row == 1 ? c->peak_mb
+                                  : row == 2 ? c->peak_per_live : c->heap_per_live;
+                printf(row < 2 ? " %.1f |" : " %.3f |", median(v, c->ok_runs));
+            }
+            printf("\n");
+        }
+    }
+
+    if (r->wl_selected[WL_REALLOC]) {
+        printf("\n### (g) realloc: times the buffer moved to a new address (median; "
+               "range over the runs)\n\n");
+        print_header_row(cols, ncols);
+        printf("| realloc (g) |");
+        for (int i = 0; i < ncols; i++) {
+            const cell *c = &r->cells[WL_REALLOC][cols[i]];
+            if (c->ok_runs == 0) {
+                printf(" failed |");
+                continue;
+            }
+            double lo = c->moves[0], hi = c->moves[0];
+            for (int k = 1; k < c->ok_runs; k++) {
+                lo = c->moves[k] < lo ? c->moves[k] : lo;
+                hi = c->moves[k] > hi ? c->moves[k] : hi;
+            }
+            if (lo == hi)
+                printf(" %.0f |", median(c->moves, c->ok_runs));
+            else
+                printf(" %.0f (%.0f-%.0f) |", median(c->moves, c->ok_runs), lo, hi);
+        }
+        printf("\n");
+    }
+
     char load_end[64];
     read_loadavg(load_end, sizeof load_end);
     printf("\nload average at the end: %s (1/5/15 min)\n", load_end);
@@ -1117,7 +1281,14 @@ static void usage(FILE *out)
         "                   [--alloc NAME[,..]] [--lib NAME=PATH] [--json]\n"
         "  --runs N      runs per cell, the median is reported (default 3)\n"
         "  --quick       scaled-down sizes for a smoke run\n"
-        "  --only LIST   workloads: pairs (a), churn (b), bulk (c), trees (d)\n"
+        "  --only LIST   workloads, by name or letter:\n"
+        "                  pairs (a), churn (b), bulk (c), trees (d): 8-512 B\n"
+        "                  medium (e): malloc+free pairs of 513 B-32 KiB\n"
+        "                  window (e'): 4096 live blocks of 513 B-32 KiB, peak\n"
+        "                    RSS against the bytes held\n"
+        "                  large (f): malloc+free pairs of 32 KiB+1 B-1 MiB\n"
+        "                  realloc (g): a buffer grown by realloc to 64 MiB\n"
+        "                (default: all; quote e' in a shell, or say window)\n"
         "  --alloc LIST  allocators: objmem, pymalloc, glibc, mimalloc,\n"
         "                jemalloc, tcmalloc (default: all that are available)\n"
         "  --lib N=PATH  use PATH as the LD_PRELOAD library of peer N\n"
@@ -1301,7 +1472,17 @@ int main(int argc, char **argv)
                     ? 100.0 * (double)res.retained_kb
                           / (double)(res.peak_kb - res.base_kb)
                     : 0.0;
-                fprintf(stderr, "  %-5s run %d/%d  %-8s %9.2f ns/op  (cpu %9.2f)"
+                c->moves[k] = (double)res.moves;
+                c->live_mb[k] = (double)res.live_max_bytes / (1024.0 * 1024.0);
+                c->peak_per_live[k] = res.live_max_bytes > 0
+                    ? (double)res.peak_kb * 1024.0 / (double)res.live_max_bytes
+                    : 0.0;
+                c->heap_per_live[k] = res.live_max_bytes > 0
+                    ? (double)(res.peak_kb > res.base_kb
+                                   ? res.peak_kb - res.base_kb : 0) * 1024.0
+                          / (double)res.live_max_bytes
+                    : 0.0;
+                fprintf(stderr, "  %-7s run %d/%d  %-8s %9.2f ns/op  (cpu %9.2f)"
                         "  peak %8.1f MB\n",
                         workloads[wl].name, run + 1, runs, allocs[al].name,
                         c->ns_per_op[k], c->cpu_ns_per_op[k], c->peak_mb[k]);

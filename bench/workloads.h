@@ -1,5 +1,5 @@
 /*
- * bench/workloads.h — the four allocator workloads, written once and
+ * bench/workloads.h — the allocator workloads, written once and
  * instantiated once per allocator family.
  *
  * Fairness is the point of this file. Every allocator runs the very same
@@ -10,17 +10,21 @@
  *   WL_FAMILY         a suffix for the generated function names (sys, om, py)
  *   WL_MALLOC(size)   an expression that allocates `size` bytes
  *   WL_FREE(ptr)      a statement that frees `ptr`
+ *   WL_REALLOC(ptr, size)  an expression that resizes `ptr` to `size` bytes
  *
  * and this file defines wl_pairs_<family>, wl_churn_<family>,
- * wl_bulk_<family> and wl_trees_<family>. There is no include guard on
+ * wl_bulk_<family>, wl_trees_<family> (the small-object rows (a)–(d)) and
+ * wl_medium_<family>, wl_window_<family>, wl_large_<family>,
+ * wl_realloc_<family> (rows (e), (e'), (f), (g)). There is no include guard on
  * purpose; the macros are undefined at the end so the next family can set
  * them again.
  *
  * It relies on these helpers from alloc_bench.c, shared by every family:
- *   bench_params, bench_result, tree_node, BENCH_SEED, rng_next(),
+ *   bench_params, bench_result, tree_node, BENCH_SEED, WL_MEDIUM_MIN/MAX,
+ *   WL_LARGE_MIN/MAX, rng_next(),
  *   clock_start(), clock_stop(),
- *   touch_block(), bench_oom(), bench_map(), bench_unmap(), rss_now_kb(),
- *   tree_check(). The child reads the peak RSS (VmHWM) after the workload.
+ *   touch_block(), touch_pages(), bench_oom(), bench_bad(), bench_map(),
+ *   bench_unmap(), rss_now_kb(), tree_check(). The child reads the peak RSS (VmHWM) after the workload.
  *
  * Each workload draws from one xorshift64 sequence started at BENCH_SEED, so
  * every allocator sees the same sizes, the same slot choices and the same
@@ -31,6 +35,8 @@
 #define WL_CAT2(a, b) a##_##b
 #define WL_CAT(a, b) WL_CAT2(a, b)
 #define WL_FN(name) WL_CAT(name, WL_FAMILY)
+
+/* ---- Small objects: rows (a)–(d) ---------------------------------------- */
 
 /* (a) pairs: allocate a block of 8–512 bytes, write its first byte, free it.
  * ops = pairs; the time covers the whole loop. */
@@ -200,9 +206,146 @@ static void WL_FN(wl_trees)(const bench_params *bp, bench_result *res)
     res->ops = nodes;
 }
 
+/* ---- Medium and large blocks, realloc: rows (e), (e'), (f), (g) ---------- */
+
+/* (e) medium pairs: allocate a block of 513 B–32 KiB, write its first byte,
+ * free it. ops = pairs. */
+static void WL_FN(wl_medium)(const bench_params *bp, bench_result *res)
+{
+    uint64_t s = BENCH_SEED;
+    uint64_t n = bp->medium_pairs;
+    bench_clock t0 = clock_start();
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t r = rng_next(&s);
+        size_t size = WL_MEDIUM_MIN + (size_t)(r % (WL_MEDIUM_MAX - WL_MEDIUM_MIN + 1));
+        void *p = WL_MALLOC(size);
+        if (p == NULL)
+            bench_oom(size);
+        touch_block(p, r);
+        WL_FREE(p);
+    }
+    clock_stop(t0, res);
+    res->ops = n;
+}
+
+/* (e') medium window: `window_live` blocks of 513 B–32 KiB held at once
+ * (fill not timed), then `window_steps` times free a random one and allocate
+ * a new random size in its place (timed). Unlike the pairs rows, every page
+ * of every block is written (touch_pages), so that the peak RSS reflects
+ * what the allocator really gives out; the timed steps include those
+ * writes. The bench counts the bytes it holds, exactly: the sum of the
+ * requested sizes of the live blocks, whose maximum over the whole run is
+ * res->live_max_bytes. base_kb is the RSS before the first allocation, with
+ * the bench's arrays mapped and touched. ops = steps. */
+static void WL_FN(wl_window)(const bench_params *bp, bench_result *res)
+{
+    uint64_t s = BENCH_SEED;
+    size_t live = bp->window_live;
+    size_t bytes = live * (sizeof(void *) + sizeof(size_t));
+    void **slot = bench_map(bytes);
+    size_t *slot_size = (size_t *)(slot + live);
+    memset(slot, 0, bytes);
+    res->base_kb = rss_now_kb();
+
+    uint64_t live_bytes = 0, live_max = 0;
+    for (size_t i = 0; i < live; i++) {
+        uint64_t r = rng_next(&s);
+        size_t size = WL_MEDIUM_MIN + (size_t)(r % (WL_MEDIUM_MAX - WL_MEDIUM_MIN + 1));
+        void *p = WL_MALLOC(size);
+        if (p == NULL)
+            bench_oom(size);
+        touch_pages(p, size, r);
+        slot[i] = p;
+        slot_size[i] = size;
+        live_bytes += size;
+    }
+    live_max = live_bytes;
+
+    uint64_t n = bp->window_steps;
+    bench_clock t0 = clock_start();
+    for (uint64_t i = 0; i < n; i++) {
+        size_t k = (size_t)(rng_next(&s) % live);
+        uint64_t r = rng_next(&s);
+        size_t size = WL_MEDIUM_MIN + (size_t)(r % (WL_MEDIUM_MAX - WL_MEDIUM_MIN + 1));
+        WL_FREE(slot[k]);
+        live_bytes -= slot_size[k];
+        void *p = WL_MALLOC(size);
+        if (p == NULL)
+            bench_oom(size);
+        touch_pages(p, size, r);
+        slot[k] = p;
+        slot_size[k] = size;
+        live_bytes += size;
+        if (live_bytes > live_max)
+            live_max = live_bytes;
+    }
+    clock_stop(t0, res);
+    res->ops = n;
+    res->live_max_bytes = live_max;
+    for (size_t i = 0; i < live; i++)
+        WL_FREE(slot[i]);
+    bench_unmap(slot, bytes);
+}
+
+/* (f) large pairs: allocate a block of 32 KiB + 1 B–1 MiB, write its first
+ * byte, free it. ops = pairs. */
+static void WL_FN(wl_large)(const bench_params *bp, bench_result *res)
+{
+    uint64_t s = BENCH_SEED;
+    uint64_t n = bp->large_pairs;
+    bench_clock t0 = clock_start();
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t r = rng_next(&s);
+        size_t size = WL_LARGE_MIN + (size_t)(r % (WL_LARGE_MAX - WL_LARGE_MIN + 1));
+        void *p = WL_MALLOC(size);
+        if (p == NULL)
+            bench_oom(size);
+        touch_block(p, r);
+        WL_FREE(p);
+    }
+    clock_stop(t0, res);
+    res->ops = n;
+}
+
+/* (g) realloc growth: one buffer, allocated with 1 byte, grown by realloc
+ * one byte at a time to `realloc_max` bytes; after each realloc the new last
+ * byte is written (so every page of the buffer is really used). Timed: the
+ * reallocs and their writes (the first malloc and the final free are not).
+ * ops = reallocs (realloc_max - 1); res->moves counts the reallocs that
+ * returned a different address. Afterwards (not timed) every byte is checked,
+ * so an allocator that lost contents while moving fails the run. */
+static void WL_FN(wl_realloc)(const bench_params *bp, bench_result *res)
+{
+    size_t max = bp->realloc_max;
+    unsigned char *p = WL_MALLOC(1);
+    if (p == NULL)
+        bench_oom(1);
+    touch_block(p, 1);
+    uint64_t moves = 0;
+    bench_clock t0 = clock_start();
+    for (size_t size = 2; size <= max; size++) {
+        uintptr_t old = (uintptr_t)p;   /* p is not read after the realloc */
+        unsigned char *q = WL_REALLOC(p, size);
+        if (q == NULL)
+            bench_oom(size);
+        moves += (uintptr_t)q != old;
+        p = q;
+        *(volatile unsigned char *)(p + size - 1) = (unsigned char)size;
+        __asm__ __volatile__("" : : "r"(p) : "memory");
+    }
+    clock_stop(t0, res);
+    for (size_t i = 0; i < max; i++)
+        if (p[i] != (unsigned char)(i + 1))
+            bench_bad("realloc lost the contents of the buffer", i);
+    WL_FREE(p);
+    res->ops = max - 1;
+    res->moves = moves;
+}
+
 #undef WL_FN
 #undef WL_CAT
 #undef WL_CAT2
 #undef WL_FAMILY
 #undef WL_MALLOC
 #undef WL_FREE
+#undef WL_REALLOC
