@@ -90,17 +90,21 @@ static uint64_t purge_clock_ms(void)
     return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
 }
 
+uint64_t omi_purge_now(om_heap *h)
+{
+    return h->now_ms = purge_clock_ms();
+}
+
 void omi_purge_tick(om_heap *h)
 {
     uint64_t delay = (uint64_t)omi_option_values[OM_OPTION_PURGE_DELAY_MS];
-    h->now_ms = purge_clock_ms();
+    omi_purge_now(h);
     if (h->now_ms < h->next_purge_check_ms)
         return;
     h->next_purge_check_ms = h->now_ms + delay / 4 + 1;
-    if (h->now_ms < delay)
-        return;
-    omi_pool_purge(h, h->now_ms - delay);
-    omi_medium_purge(h, h->now_ms - delay);
+    uint64_t deadline = h->now_ms > delay ? h->now_ms - delay : 0;
+    omi_pool_purge(h, deadline);
+    omi_medium_purge(h, deadline);
 }
 
 void omi_purge_range(om_heap *h, void *p, size_t size)

@@ -295,6 +295,15 @@ OMI_HIDDEN size_t omi_usable_size(const char *function, const void *p);
 OMI_HIDDEN void omi_purge_tick(om_heap *h);
 /* Records p .. p + size as purged (statistics) and gives its pages back. */
 OMI_HIDDEN void omi_purge_range(om_heap *h, void *p, size_t size);
+/* The clock (ms), read now; stamps memory as it goes free (a rare,
+ * per-arena transition), so nothing is purged before the delay. */
+OMI_HIDDEN uint64_t omi_purge_now(om_heap *h);
+/* om_heap_trim passes UINT64_MAX: everything is due. */
+static inline bool omi_purge_is_due(uint64_t since_ms, uint64_t deadline_ms)
+{
+    return deadline_ms == UINT64_MAX || since_ms <= deadline_ms;
+}
+
 static inline bool omi_purge_at_once(void)
 {
     return omi_option_values[OM_OPTION_PURGE_DELAY_MS] == 0;

@@ -85,7 +85,7 @@ typedef struct omi_medium_arena {
     om_arena_allocator allocator;           /* the allocator that mapped it */
     size_t live_units;                      /* units in blocks in use (not cached) */
     bool dirty;                             /* a free run may hold pages */
-    uint64_t dirty_since_ms;                /* since when */
+    uint64_t dirty_since_ms;                /* when the first free run went free */
     uint16_t tags[ARENA_UNITS];             /* boundary tags, one per unit */
 } omi_medium_arena;
 
@@ -257,7 +257,7 @@ static void run_went_free(om_heap *h, omi_medium_arena *arena, size_t unit, size
         run_purge(h, arena, unit, units);
     } else if (!arena->dirty) {
         arena->dirty = true;
-        arena->dirty_since_ms = h->now_ms;
+        arena->dirty_since_ms = omi_purge_now(h);
     }
 }
 
@@ -317,9 +317,10 @@ static bool arena_is_wholly_free(const omi_medium_arena *arena)
 /* The arena's one free run covers it all: keep it as the spare, or unmap. */
 static void arena_retire(omi_medium_heap *m, omi_medium_arena *arena)
 {
-    if ((m->spare == NULL || m->spare == arena) && !omi_purge_at_once()) {
+    if ((m->spare == NULL || m->spare == arena || m->spare->live_units != 0) &&
+        !omi_purge_at_once()) {
         if (m->spare != arena)
-            m->spare_since_ms = arena->heap->now_ms;
+            m->spare_since_ms = omi_purge_now(arena->heap);
         m->spare = arena;
         return;
     }
@@ -413,6 +414,7 @@ static void *run_take(om_heap *h, size_t units, size_t alignment)
     size_t slack = alignment > UNIT_SIZE ? (alignment >> UNIT_SHIFT) - 1 : 0;
     size_t bin = bin_for_request(units + slack);
     uint64_t fits = bin < 64 ? m->bin_mask & (~(uint64_t)0 << bin) : 0;
+    omi_purge_tick(h);
     if (fits == 0) {
         if (caches_flush(m, NULL))
             return run_take(h, units, alignment);
@@ -454,8 +456,6 @@ void *omi_medium_malloc(om_heap *h, size_t size)
         cache->count--;
         omi_medium_arena *arena = arena_of(block);
         arena->tags[unit_of(arena, block)] &= (uint16_t)~TAG_CACHED;
-        if (arena->live_units == 0 && h->medium.spare == arena)
-            h->medium.spare = NULL;
         arena->live_units += block_size >> UNIT_SHIFT;
     } else {
         block = run_take(h, block_size >> UNIT_SHIFT, UNIT_SIZE);
@@ -505,16 +505,17 @@ void omi_medium_free(const char *function, void *p)
     arena->live_units -= units;
     if (arena->live_units == 0 && m->spare != arena) {
         /* The arena's last block in use: it becomes the spare (still
-         * caching, so that a loop of pairs does not flip it), or, with a
-         * spare already kept, its cached blocks go back and it retires. */
-        if (m->spare != NULL || omi_purge_at_once()) {
+         * caching, so that a loop of pairs does not flip it), or, with
+         * another spare still idle, its cached blocks go back and it
+         * retires. A spare that has live blocks again no longer counts. */
+        if ((m->spare != NULL && m->spare->live_units == 0) || omi_purge_at_once()) {
             run_release(m, arena, unit);
             caches_flush(m, arena);
             omi_purge_tick(h);
             return;
         }
         m->spare = arena;
-        m->spare_since_ms = h->now_ms;
+        m->spare_since_ms = omi_purge_now(h);
     }
     if (units < sizeof class_of_units) {
         size_t class_index = class_of_units[units];
@@ -631,7 +632,9 @@ void omi_medium_purge(om_heap *h, uint64_t deadline_ms)
 {
     omi_medium_heap *m = &h->medium;
     omi_medium_arena *spare = m->spare;
-    if (spare != NULL && m->spare_since_ms <= deadline_ms) {
+    if (spare != NULL && spare->live_units != 0) {
+        m->spare = NULL;   /* in use again: no longer a spare */
+    } else if (spare != NULL && omi_purge_is_due(m->spare_since_ms, deadline_ms)) {
         /* Idle for the whole delay: its cached blocks go back (it stays the
          * spare meanwhile), and the arena, wholly free then, is unmapped. */
         caches_flush(m, spare);
@@ -642,7 +645,7 @@ void omi_medium_purge(om_heap *h, uint64_t deadline_ms)
         }
     }
     for (omi_medium_arena *arena = m->arenas; arena != NULL; arena = arena->all_next) {
-        if (arena->dirty && arena->dirty_since_ms <= deadline_ms)
+        if (arena->dirty && omi_purge_is_due(arena->dirty_since_ms, deadline_ms))
             arena_purge_free_runs(h, arena);
     }
 }

@@ -243,7 +243,7 @@ static void arena_retire(om_heap *h, omi_arena *arena)
 {
     if (h->spare == NULL && !omi_purge_at_once()) {
         h->spare = arena;
-        h->spare_since_ms = h->now_ms;
+        h->spare_since_ms = omi_purge_now(h);
         return;
     }
     arena_unmap(h, arena);
@@ -355,7 +355,7 @@ static bool pool_give_back(om_heap *h, omi_pool *pool)
         pool_purge(h, pool);
     } else if (!arena->dirty) {
         arena->dirty = true;
-        arena->dirty_since_ms = h->now_ms;
+        arena->dirty_since_ms = omi_purge_now(h);
     }
     if (arena->in_usable_list)
         arena_list_unlink(h, arena);
@@ -464,7 +464,7 @@ void omi_pool_heap_release_all(om_heap *h)
 void omi_pool_purge(om_heap *h, uint64_t deadline_ms)
 {
     for (omi_arena *arena = h->all_arenas; arena != NULL; arena = arena->all_next) {
-        if (!arena->dirty || arena->dirty_since_ms > deadline_ms)
+        if (!arena->dirty || !omi_purge_is_due(arena->dirty_since_ms, deadline_ms))
             continue;
         for (omi_pool *pool = arena->free_pools; pool != NULL; pool = pool->next) {
             if (pool->kept_class != OMI_POOL_UNASSIGNED)
@@ -472,7 +472,7 @@ void omi_pool_purge(om_heap *h, uint64_t deadline_ms)
         }
         arena->dirty = false;
     }
-    if (h->spare != NULL && h->spare_since_ms <= deadline_ms) {
+    if (h->spare != NULL && omi_purge_is_due(h->spare_since_ms, deadline_ms)) {
         omi_arena *spare = h->spare;
         h->spare = NULL;
         arena_unmap(h, spare);
