@@ -101,9 +101,10 @@ OM_API void om_clear_error(void);
  *                                       12.5 % of the doubling's top, so a
  *                                       request wastes under 20 %); freed
  *                                       runs coalesce;
- *      larger                           a mapping of its own, unmapped at
- *                                       free; realloc resizes it with mremap
- *                                       instead of copying;
+ *      larger                           a mapping of its own; realloc
+ *                                       resizes it with mremap instead of
+ *                                       copying; a freed mapping is kept a
+ *                                       while for reuse (see purging);
  *    realloc moves a block whose new size belongs to another tier;
  *  - when a pool empties it goes back to its arena, except that each size
  *    class keeps its last pool warm, so that an allocate/free pair does not
@@ -204,8 +205,9 @@ OM_API om_heap *om_heap_new(void) OM_NODISCARD;
 OM_API void om_heap_delete(om_heap *h);
 
 /** Give back to the OS everything heap h (NULL = default heap) holds free
- *  now: the empty pool each size class keeps warm, the medium caches, and
- *  the spare arenas. Returns the number of bytes unmapped. */
+ *  now: the empty pool each size class keeps warm, the medium caches, the
+ *  spare arenas and the freed large mappings are unmapped, and free pages
+ *  inside arenas are purged. Returns the number of bytes unmapped. */
 OM_API size_t om_heap_trim(om_heap *h);
 
 /** The heap that the MEM and OBJ domains use. */
@@ -259,8 +261,9 @@ OM_API int om_set_arena_allocator(const om_arena_allocator *allocator);
 typedef enum om_option {
     /** Free memory inside arenas (pools back in their arena, free medium
      *  runs) is given back to the OS with madvise once it has stayed free
-     *  this many milliseconds; spare arenas are unmapped after the same
-     *  delay. 0 = at once. Checked on the allocator's slow paths and by
+     *  this many milliseconds; spare arenas and freed large mappings kept
+     *  for reuse (at most 8 of at most 32 MiB each) are unmapped after the
+     *  same delay. 0 = at once. Checked on the allocator's slow paths and by
      *  om_heap_trim (which gives back everything free at once). Default 1000;
      *  environment OBJMEM_PURGE_DELAY_MS. */
     OM_OPTION_PURGE_DELAY_MS = 0,
@@ -312,6 +315,7 @@ typedef struct om_heap_stats {
     size_t medium_free_bytes;       /**< bytes in free medium runs */
     size_t large_count;             /**< large blocks (own mappings) in use */
     size_t large_bytes;             /**< their usable bytes */
+    size_t large_cached_bytes;      /**< freed large mappings kept for reuse, bytes */
     size_t purged_bytes;            /**< bytes given back with madvise since the heap was made */
     size_t purges;                  /**< madvise calls that gave them back */
 } om_heap_stats;

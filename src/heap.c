@@ -76,9 +76,11 @@ size_t om_heap_trim(om_heap *h)
 {
     h = heap_or_default(h);
     size_t unmapped = omi_pool_heap_trim(h) + omi_medium_heap_trim(h);
+    size_t cached = h->large_cached_bytes;
     omi_pool_purge(h, UINT64_MAX);
     omi_medium_purge(h, UINT64_MAX);
-    return unmapped;
+    omi_large_purge(h, UINT64_MAX);
+    return unmapped + cached;
 }
 
 /* ---- Purging ---------------------------------------------------------------- */
@@ -99,12 +101,13 @@ void omi_purge_tick(om_heap *h)
 {
     uint64_t delay = (uint64_t)omi_option_values[OM_OPTION_PURGE_DELAY_MS];
     omi_purge_now(h);
-    if (h->now_ms < h->next_purge_check_ms)
-        return;
-    h->next_purge_check_ms = h->now_ms + delay / 4 + 1;
+    if (h->now_ms - h->last_purge_check_ms <= delay / 4 && h->last_purge_check_ms != 0)
+        return;   /* checked less than a quarter delay ago */
+    h->last_purge_check_ms = h->now_ms;
     uint64_t deadline = h->now_ms > delay ? h->now_ms - delay : 0;
     omi_pool_purge(h, deadline);
     omi_medium_purge(h, deadline);
+    omi_large_purge(h, deadline);
 }
 
 void omi_purge_range(om_heap *h, void *p, size_t size)

@@ -249,8 +249,10 @@ OMI_HIDDEN void omi_large_free(const char *function, uintptr_t entry, void *p);
  * stays above OMI_MEDIUM_SIZE_MAX. NULL with OM_ENOMEM, p intact. */
 OMI_HIDDEN void *omi_large_realloc(const char *function, uintptr_t entry, void *p, size_t size);
 OMI_HIDDEN size_t omi_large_usable_size(const char *function, uintptr_t entry, const void *p);
-/* Unmaps every large block of h. */
+/* Unmaps every large block of h, cached ones included. */
 OMI_HIDDEN void omi_large_heap_release_all(om_heap *h);
+/* Unmaps the cached (freed) mappings freed before `deadline_ms`. */
+OMI_HIDDEN void omi_large_purge(om_heap *h, uint64_t deadline_ms);
 
 /* ---- medium.c ------------------------------------------------------------ */
 

@@ -2,10 +2,19 @@
  * large.c — blocks above OMI_MEDIUM_SIZE_MAX: one mapping each.
  *
  * A large block is rare and big, so it gets the simplest home there is: a
- * mapping of its own, obtained from the OS when the block is allocated and
- * given back the moment it is freed (no caching: the OS is the free list).
+ * mapping of its own, obtained from the OS when the block is allocated.
  * Its descriptor lives in the first page of the same mapping, so freeing
  * needs nothing but the address-map entry.
+ *
+ * A freed mapping is not unmapped at once (a mmap, a munmap and a page fault
+ * per allocate/free pair cost 10-20 µs, a thousand times a reuse): up to
+ * LARGE_CACHE_COUNT mappings of at most LARGE_CACHE_MAP_MAX bytes wait on
+ * the heap's large cache, like every other free memory, for the purge delay
+ * (OM_OPTION_PURGE_DELAY_MS; 0 = unmapped at once) and are unmapped by the
+ * next purge check after it, or by om_heap_trim. An allocation that fits a
+ * cached mapping (same placement, at most twice the slots it needs) takes
+ * it as it is: no system call, its pages still resident. A cached block is
+ * marked, so freeing it again is reported.
  *
  * Mapping layout (base aligned to OMI_ARENA_SIZE, length map_size a whole
  * number of 1 MiB slots):
@@ -90,7 +99,13 @@ typedef struct omi_large {
     size_t block_offset;             /* block = (char *)this + block_offset */
     size_t alignment;                /* requested; kept when the mapping moves */
     size_t size;                     /* bytes requested by the last malloc/realloc */
+    bool cached;                     /* freed, waiting on heap->large_cache */
+    uint64_t freed_ms;               /* when it was freed (cached only) */
 } omi_large;
+
+/* The large cache's bounds, per heap. */
+#define LARGE_CACHE_COUNT 8
+#define LARGE_CACHE_MAP_MAX ((size_t)32 << 20)
 
 _Static_assert(sizeof(omi_large) <= LARGE_HEADER_SIZE, "the descriptor fits its page");
 _Static_assert(LARGE_HEADER_SIZE < OMI_ARENA_SIZE, "the header leaves room in slot 0");
@@ -214,7 +229,63 @@ static inline omi_large *large_checked(const char *function, uintptr_t entry, co
     omi_large *l = (omi_large *)(entry & ~OMI_OWNER_KIND_MASK);
     if (omi_unlikely((const char *)p != large_block(l)))
         large_report_interior(function, l, p);
+    if (omi_unlikely(l->cached))
+        omi_invalid_pointer(function, p, "a large block that is already free");
     return l;
+}
+
+/* ---- The cache of freed mappings --------------------------------------------- */
+
+static void large_cache_push(om_heap *h, omi_large *l)
+{
+    l->cached = true;
+    l->freed_ms = omi_purge_now(h);
+    l->prev = NULL;
+    l->next = h->large_cache;
+    if (l->next != NULL)
+        l->next->prev = l;
+    h->large_cache = l;
+    h->large_cached_count++;
+    h->large_cached_bytes += l->map_size;
+}
+
+static void large_cache_remove(om_heap *h, omi_large *l)
+{
+    if (l->prev != NULL)
+        l->prev->next = l->next;
+    else
+        h->large_cache = l->next;
+    if (l->next != NULL)
+        l->next->prev = l->prev;
+    h->large_cached_count--;
+    h->large_cached_bytes -= l->map_size;
+    l->cached = false;
+}
+
+/* A cached mapping that can hold `map_size` bytes placed as `place` for
+ * `alignment`, without wasting more than half of it; NULL if none. */
+static omi_large *large_cache_find(om_heap *h, const large_place *place, size_t map_size,
+                                   size_t alignment)
+{
+    for (omi_large *l = h->large_cache; l != NULL; l = l->next) {
+        if (l->block_offset == place->block_offset && l->map_size >= map_size &&
+            l->map_size / 2 <= map_size && ((uintptr_t)large_block(l) & (alignment - 1)) == 0)
+            return l;
+    }
+    return NULL;
+}
+
+void omi_large_purge(om_heap *h, uint64_t deadline_ms)
+{
+    omi_large *l = h->large_cache;
+    while (l != NULL) {
+        omi_large *next = l->next;
+        if (omi_purge_is_due(l->freed_ms, deadline_ms)) {
+            large_cache_remove(h, l);
+            large_unmap(l);
+        }
+        l = next;
+    }
 }
 
 void *omi_large_malloc(om_heap *h, size_t size, size_t alignment)
@@ -224,6 +295,13 @@ void *omi_large_malloc(om_heap *h, size_t size, size_t alignment)
     size_t map_size;
     if (!large_map_size(place.block_offset, size, &map_size))
         return omi_out_of_memory(size);
+    omi_large *reused = large_cache_find(h, &place, map_size, alignment);
+    if (reused != NULL) {
+        large_cache_remove(h, reused);
+        reused->size = size;
+        large_link(h, reused);
+        return large_block(reused);
+    }
     char *base = omi_os_map_aligned(map_size, place.map_alignment, place.map_offset);
     if (base == NULL)
         return omi_out_of_memory(size);
@@ -238,6 +316,7 @@ void *omi_large_malloc(om_heap *h, size_t size, size_t alignment)
     l->block_offset = place.block_offset;
     l->alignment = alignment;
     l->size = size;
+    l->cached = false;
     large_link(h, l);
     return large_block(l);
 }
@@ -247,8 +326,12 @@ void omi_large_free(const char *function, uintptr_t entry, void *p)
     omi_large *l = large_checked(function, entry, p);
     om_heap *h = l->heap;
     large_unlink(l);
-    large_unmap(l);
-    omi_purge_tick(h);   /* a slow path anyway: a chance to purge the arenas */
+    if (!omi_purge_at_once() && l->map_size <= LARGE_CACHE_MAP_MAX &&
+        h->large_cached_count < LARGE_CACHE_COUNT)
+        large_cache_push(h, l);
+    else
+        large_unmap(l);
+    omi_purge_tick(h);   /* a slow path anyway: a chance to purge */
 }
 
 /* Gives back the slots past new_map_size. If the OS refuses (it does not on
@@ -352,4 +435,5 @@ void omi_large_heap_release_all(om_heap *h)
     h->large_blocks = NULL;
     h->large_count = 0;
     h->large_bytes = 0;
+    omi_large_purge(h, UINT64_MAX);
 }

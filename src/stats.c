@@ -50,6 +50,7 @@ int om_heap_get_stats(const om_heap *h, om_heap_stats *out)
                      &out->medium_cached_bytes);
     out->large_count = h->large_count;
     out->large_bytes = h->large_bytes;
+    out->large_cached_bytes = h->large_cached_bytes;
     out->purged_bytes = h->purged_bytes;
     out->purges = h->purges;
     for (size_t c = 0; c < OMI_CLASS_COUNT; c++) {
@@ -108,6 +109,7 @@ void om_heap_print_stats(const om_heap *h, FILE *out)
     fprintf(out, "%-36s = %15zu\n", "# bytes in free medium runs", s.medium_free_bytes);
     fprintf(out, "%-36s = %15zu\n", "# large blocks", s.large_count);
     fprintf(out, "%-36s = %15zu\n", "# bytes in large blocks", s.large_bytes);
+    fprintf(out, "%-36s = %15zu\n", "# bytes in freed large mappings", s.large_cached_bytes);
     fprintf(out, "%-36s = %15zu\n", "# bytes purged (madvise)", s.purged_bytes);
     fprintf(out, "%-36s = %15zu\n", "# purges", s.purges);
 }
@@ -137,11 +139,11 @@ int om_heap_write_stats_json(const om_heap *h, FILE *out)
             "\"medium_arenas_current\":%zu,\"medium_arenas_allocated\":%zu,"
             "\"medium_arenas_freed\":%zu,\"medium_used_bytes\":%zu,"
             "\"medium_cached_bytes\":%zu,\"medium_free_bytes\":%zu,"
-            "\"large_count\":%zu,\"large_bytes\":%zu,\"purged_bytes\":%zu,"
+            "\"large_count\":%zu,\"large_bytes\":%zu,\"large_cached_bytes\":%zu,\"purged_bytes\":%zu,"
             "\"purges\":%zu,\"classes\":[",
             s.medium_arenas_current, s.medium_arenas_allocated, s.medium_arenas_freed,
             s.medium_used_bytes, s.medium_cached_bytes, s.medium_free_bytes, s.large_count,
-            s.large_bytes, s.purged_bytes, s.purges);
+            s.large_bytes, s.large_cached_bytes, s.purged_bytes, s.purges);
     for (size_t c = 0; c < OMI_CLASS_COUNT; c++) {
         const om_size_class_stats *cls = &s.classes[c];
         fprintf(out,

@@ -168,8 +168,11 @@ struct om_heap {
     struct omi_large *large_blocks;      /* large mappings of this heap (large.c) */
     size_t large_count;                  /* how many */
     size_t large_bytes;                  /* their usable bytes */
+    struct omi_large *large_cache;       /* freed mappings kept for reuse */
+    size_t large_cached_count;           /* how many */
+    size_t large_cached_bytes;           /* their mapping bytes */
     uint64_t now_ms;                     /* the clock at the last purge check */
-    uint64_t next_purge_check_ms;        /* no scan for dirty memory before */
+    uint64_t last_purge_check_ms;        /* the last scan for dirty memory */
     size_t purged_bytes;                 /* given back with madvise, in total */
     size_t purges;                       /* madvise calls that did it */
     size_t arenas_allocated;             /* counters since creation */

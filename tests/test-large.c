@@ -15,7 +15,12 @@
  *   - a pointer into a block (or its header) passed to free, realloc or
  *     usable_size is fatal with a report naming the function and address;
  *   - absurd sizes and alignments fail cleanly: NULL, OM_ENOMEM, ENOMEM, and
- *     a failed realloc leaves the block as it was.
+ *     a failed realloc leaves the block as it was;
+ *   - the cache of freed mappings: with the purge delay at 0 a free unmaps
+ *     at once (the tests above run that way); with a delay a freed mapping
+ *     is reused by the next allocation that fits (same address, no new
+ *     mapping), freeing it twice is fatal, at most 8 wait, and om_heap_trim
+ *     or the purge delay unmaps them.
  */
 #include <errno.h>
 #include <signal.h>
@@ -437,6 +442,83 @@ static void test_misuse(void)
 }
 
 /* ------------------------------------------------------------------------ */
+/* The cache of freed mappings                                              */
+/* ------------------------------------------------------------------------ */
+
+static void double_free_child(void *arg)
+{
+    (void)arg;
+    void *p = om_mem_malloc(2 * MB);
+    om_mem_free(p);
+    om_mem_free(p);
+}
+
+static void test_cache(void)
+{
+    CHECK(om_option_set(OM_OPTION_PURGE_DELAY_MS, 3600L * 1000) == 0);
+    om_heap *h = om_heap_new();
+    CHECK(h != NULL);
+    if (h == NULL)
+        return;
+    /* A freed mapping is reused as it is by an allocation that fits. */
+    unsigned char *p = om_heap_malloc(h, 600 * KB);
+    CHECK(p != NULL);
+    memset(p, 0x77, 600 * KB);
+    uintptr_t entry = entry_of(p);
+    om_mem_free(p);
+    CHECK(entry_of(p) == entry);          /* still mapped, still ours */
+    om_heap_stats st;
+    om_heap_get_stats(h, &st);
+    CHECK_EQ_SIZE(st.large_count, 0);
+    CHECK_EQ_SIZE(st.large_cached_bytes, MB);
+    unsigned char *q = om_heap_malloc(h, 900 * KB);
+    CHECK(q == p);
+    om_heap_get_stats(h, &st);
+    CHECK_EQ_SIZE(st.large_count, 1);
+    CHECK_EQ_SIZE(st.large_cached_bytes, 0);
+    /* A request needing more slots, or less than half, maps anew. */
+    unsigned char *r = om_heap_malloc(h, 5 * MB);
+    om_mem_free(q);
+    unsigned char *s2 = om_heap_malloc(h, 3 * MB);
+    CHECK(s2 != NULL && s2 != q);
+    om_mem_free(r);
+    om_mem_free(s2);
+    /* At most 8 wait; the rest are unmapped at once. */
+    void *many[12];
+    for (int i = 0; i < 12; i++)
+        many[i] = om_heap_malloc(h, 300 * KB);
+    for (int i = 0; i < 12; i++)
+        om_mem_free(many[i]);
+    om_heap_get_stats(h, &st);
+    CHECK(st.large_cached_bytes <= 8 * 6 * MB);
+    CHECK(st.large_cached_bytes >= 8 * MB);
+    /* om_heap_trim unmaps them all and counts them. */
+    size_t cached = st.large_cached_bytes;
+    CHECK(om_heap_trim(h) >= cached);
+    om_heap_get_stats(h, &st);
+    CHECK_EQ_SIZE(st.large_cached_bytes, 0);
+    CHECK(entry_of(many[0]) != entry_of(many[1]) || entry_of(many[0]) == 0);
+    /* The purge delay unmaps them too, at the next slow path after it. */
+    CHECK(om_option_set(OM_OPTION_PURGE_DELAY_MS, 20) == 0);
+    p = om_heap_malloc(h, 400 * KB);
+    entry = entry_of(p);
+    om_mem_free(p);
+    CHECK(entry_of(p) == entry);
+    usleep(60 * 1000);
+    om_mem_free(om_heap_malloc(h, 8 * MB));  /* a slow path: checks the clock */
+    CHECK(entry_of(p) == 0);
+    om_heap_delete(h);
+    /* Freeing a cached block again is fatal. */
+    char err[2048];
+    CHECK(om_option_set(OM_OPTION_PURGE_DELAY_MS, 3600L * 1000) == 0);
+    int status = check_run_child(double_free_child, NULL, err, sizeof err);
+    CHECK(status != -1 && WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+    CHECK(strstr(err, "om_mem_free(") != NULL);
+    CHECK(strstr(err, "a large block that is already free") != NULL);
+    CHECK(om_option_set(OM_OPTION_PURGE_DELAY_MS, 0) == 0);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Failures                                                                 */
 /* ------------------------------------------------------------------------ */
 
@@ -483,6 +565,8 @@ static void test_failures(void)
 
 int main(void)
 {
+    /* Freed mappings unmapped at once, as the tests up to test_cache expect. */
+    CHECK(om_option_set(OM_OPTION_PURGE_DELAY_MS, 0) == 0);
     test_sizes();
     test_alignments();
     test_realloc_grow_steps();
@@ -494,5 +578,6 @@ int main(void)
     test_release_rss();
     test_misuse();
     test_failures();
+    test_cache();
     return check_report();
 }
