@@ -239,7 +239,7 @@ static inline omi_large *large_checked(const char *function, uintptr_t entry, co
 static void large_cache_push(om_heap *h, omi_large *l)
 {
     l->cached = true;
-    l->freed_ms = omi_purge_now(h);
+    l->freed_ms = h->now_ms;   /* read by the purge check just before */
     l->prev = NULL;
     l->next = h->large_cache;
     if (l->next != NULL)
@@ -326,12 +326,12 @@ void omi_large_free(const char *function, uintptr_t entry, void *p)
     omi_large *l = large_checked(function, entry, p);
     om_heap *h = l->heap;
     large_unlink(l);
+    omi_purge_tick(h);   /* a slow path anyway: a chance to purge; reads the clock */
     if (!omi_purge_at_once() && l->map_size <= LARGE_CACHE_MAP_MAX &&
         h->large_cached_count < LARGE_CACHE_COUNT)
         large_cache_push(h, l);
     else
         large_unmap(l);
-    omi_purge_tick(h);   /* a slow path anyway: a chance to purge */
 }
 
 /* Gives back the slots past new_map_size. If the OS refuses (it does not on
