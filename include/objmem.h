@@ -94,7 +94,8 @@ OM_API void om_clear_error(void);
  *  - realloc(NULL, n) is malloc(n); realloc keeps the old contents up to the
  *    smaller size; on failure it returns NULL and leaves the old block intact;
  *  - free(NULL) does nothing;
- *  - every block belongs to objmem, in three tiers by size:
+ *  - every MEM and OBJ block belongs to objmem (RAW blocks are the system
+ *    allocator's), in three tiers by size:
  *      ≤ OM_SMALL_SIZE_MAX (512 B)      pools of 16 KiB in 1 MiB arenas;
  *      ≤ OM_MEDIUM_SIZE_MAX (256 KiB)   page runs in 1 MiB arenas, in size
  *                                       classes four per doubling (steps of
@@ -116,7 +117,10 @@ OM_API void om_clear_error(void);
  *    out (another allocator's, or the inside of a block) or of a medium
  *    block already freed is fatal misuse: one report on stderr naming the
  *    call, the address and what the address map knows of it, then abort().
- *    (A small block freed twice is caught by the debug hooks.)
+ *    A small block freed twice is not detected yet: it corrupts its pool's
+ *    free list (the debug hooks of a later release will catch it).
+ *  - om_aligned_alloc and om_heap_aligned_alloc take memory from the heap
+ *    directly, not through an allocator installed with om_set_allocator.
  */
 
 /** Alignment of every block that objmem returns, in bytes. */

@@ -68,8 +68,10 @@
  * Tools: the pages are fresh mappings, never poisoned; ASan's shadow is
  * cleared after each map or move in case a former tenant of the range left
  * poison behind. The blocks are not announced to valgrind as heap blocks:
- * memcheck follows mmap, mremap and munmap itself, so a use after free
- * faults or is reported as an access to unmapped memory. One exception:
+ * memcheck follows mmap, mremap and munmap itself, so a use after the
+ * mapping is unmapped faults or is reported; a use while a freed mapping
+ * waits in the cache is not seen (with the purge delay at 0 it never waits).
+ * One exception:
  * memcheck 3.19 gets an mremap(MAYMOVE | FIXED) wrong when the old mapping
  * has a neighbour right after it (the very case that makes us move), and
  * marks the grown part inaccessible; with OM_VALGRIND the move re-marks it,

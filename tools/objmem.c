@@ -442,8 +442,8 @@ static int step_default_heap(demo_state *st)
         rc = heap_stats(NULL, &s);
     if (rc == 0) {
         printf("  %s x om_obj_malloc(16..128 B), %s x om_mem_malloc(100..500 B) and\n"
-               "  %d x om_mem_malloc(%s); the last ones are above %d B and go to the\n"
-               "  system allocator, the rest share the default heap:\n\n",
+               "  %d x om_mem_malloc(%s); the last ones are above %d B and take medium\n"
+               "  page runs, the rest share the pools of the default heap:\n\n",
                fmt_count(OBJECTS), fmt_count(BUFFERS), LARGE, fmt_bytes(LARGE_SIZE), OM_SMALL_SIZE_MAX);
         printf("  %-22s %12s\n", "used small blocks", fmt_bytes(s.small_used_bytes));
         printf("  %-22s %12s\n", "pools used", fmt_count(s.pools_used));
