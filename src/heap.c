@@ -131,6 +131,8 @@ void *omi_heap_calloc(om_heap *h, size_t count, size_t size)
     size_t total;
     if (!omi_mul_size(count, size, &total))
         return omi_calloc_overflow(count, size);
+    if (total > OMI_MEDIUM_SIZE_MAX)
+        return omi_large_calloc(h, total);   /* fresh pages need no clearing */
     void *p = omi_heap_malloc(h, total);
     if (p != NULL)
         memset(p, 0, total);

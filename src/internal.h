@@ -242,6 +242,8 @@ static inline bool omi_pool_block_is_valid(const omi_pool *pool, const void *p)
 /* A block of `size` bytes aligned to `alignment` (a power of two >= 16),
  * owned by h; NULL with OM_ENOMEM. */
 OMI_HIDDEN void *omi_large_malloc(om_heap *h, size_t size, size_t alignment);
+/* A zeroed large block: only a mapping reused from the cache is cleared. */
+OMI_HIDDEN void *omi_large_calloc(om_heap *h, size_t size);
 /* Frees p, whose address-map entry is `entry`; a p that is not the block's
  * start is fatal (omi_invalid_pointer with `function`). */
 OMI_HIDDEN void omi_large_free(const char *function, uintptr_t entry, void *p);

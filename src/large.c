@@ -85,6 +85,7 @@
  * aligned, so the header never costs a whole alignment).
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -290,7 +291,9 @@ void omi_large_purge(om_heap *h, uint64_t deadline_ms)
     }
 }
 
-void *omi_large_malloc(om_heap *h, size_t size, size_t alignment)
+/* A large block; `zero` asks for zeroed memory, which only a reused
+ * mapping needs to be cleared for (a fresh one reads as zero). */
+static void *large_alloc(om_heap *h, size_t size, size_t alignment, bool zero)
 {
     om_assert(alignment >= OM_ALIGNMENT && (alignment & (alignment - 1)) == 0);
     large_place place = large_placement(alignment);
@@ -302,6 +305,8 @@ void *omi_large_malloc(om_heap *h, size_t size, size_t alignment)
         large_cache_remove(h, reused);
         reused->size = size;
         large_link(h, reused);
+        if (zero)
+            memset(large_block(reused), 0, size);
         return large_block(reused);
     }
     char *base = omi_os_map_aligned(map_size, place.map_alignment, place.map_offset);
@@ -321,6 +326,16 @@ void *omi_large_malloc(om_heap *h, size_t size, size_t alignment)
     l->cached = false;
     large_link(h, l);
     return large_block(l);
+}
+
+void *omi_large_malloc(om_heap *h, size_t size, size_t alignment)
+{
+    return large_alloc(h, size, alignment, false);
+}
+
+void *omi_large_calloc(om_heap *h, size_t size)
+{
+    return large_alloc(h, size, OM_ALIGNMENT, true);
 }
 
 void omi_large_free(const char *function, uintptr_t entry, void *p)
