@@ -493,21 +493,37 @@ static inline uint16_t medium_checked_tag(const char *function, omi_medium_arena
     return tag;
 }
 
-void omi_medium_free(const char *function, void *p)
+/* Puts the freed block at `unit` on its class's cache, if it is a block
+ * of a class and the cache has room; false otherwise. */
+static inline bool medium_cache_push(omi_medium_heap *m, omi_medium_arena *arena, size_t unit,
+                                     size_t units)
 {
-    omi_medium_arena *arena = arena_of(p);
-    size_t unit = unit_of(arena, p);
-    size_t units = tag_length(medium_checked_tag(function, arena, p));
+    if (units >= sizeof class_of_units)
+        return false;
+    size_t class_index = class_of_units[units];
+    omi_medium_cache *cache = &m->cache[class_index];
+    if (class_units[class_index] != units || cache->count >= cache_limits[class_index])
+        return false;
+    void *p = unit_address(arena, unit);
+    arena->tags[unit] |= TAG_CACHED;
+    cached_set_next(p, cache->head);
+    cache->head = p;
+    cache->count++;
+    return true;
+}
+
+/* The free of a block that does not simply go on its class cache: the
+ * arena's last block in use, a block of no class, or a full cache. */
+static OMI_NOINLINE void medium_free_slow(omi_medium_arena *arena, size_t unit, size_t units,
+                                          bool last_in_use)
+{
     om_heap *h = arena->heap;   /* the arena may be unmapped below */
     omi_medium_heap *m = &h->medium;
-    size_t bytes = units << UNIT_SHIFT;
-    omi_track_free(p, bytes);
-    arena->live_units -= units;
-    if (arena->live_units == 0 && m->spare != arena) {
-        /* The arena's last block in use: it becomes the spare (still
-         * caching, so that a loop of pairs does not flip it), or, with
-         * another spare still idle, its cached blocks go back and it
-         * retires. A spare that has live blocks again no longer counts. */
+    if (last_in_use) {
+        /* It becomes the spare (still caching, so that a loop of pairs does
+         * not flip it), or, with another spare still idle, its cached
+         * blocks go back and it retires. A spare that has live blocks
+         * again no longer counts. */
         if ((m->spare != NULL && m->spare->live_units == 0) || omi_purge_at_once()) {
             run_release(m, arena, unit);
             caches_flush(m, arena);
@@ -516,20 +532,25 @@ void omi_medium_free(const char *function, void *p)
         }
         m->spare = arena;
         m->spare_since_ms = omi_purge_now(h);
-    }
-    if (units < sizeof class_of_units) {
-        size_t class_index = class_of_units[units];
-        omi_medium_cache *cache = &m->cache[class_index];
-        if (class_units[class_index] == units && cache->count < cache_limits[class_index]) {
-            arena->tags[unit] |= TAG_CACHED;
-            cached_set_next(p, cache->head);
-            cache->head = p;
-            cache->count++;
+        if (medium_cache_push(m, arena, unit, units))
             return;
-        }
     }
     run_release(m, arena, unit);
     omi_purge_tick(h);
+}
+
+void omi_medium_free(const char *function, void *p)
+{
+    omi_medium_arena *arena = arena_of(p);
+    size_t unit = unit_of(arena, p);
+    size_t units = tag_length(medium_checked_tag(function, arena, p));
+    omi_medium_heap *m = &arena->heap->medium;
+    omi_track_free(p, units << UNIT_SHIFT);
+    arena->live_units -= units;
+    bool last_in_use = arena->live_units == 0 && m->spare != arena;
+    if (omi_likely(!last_in_use) && medium_cache_push(m, arena, unit, units))
+        return;
+    medium_free_slow(arena, unit, units, last_in_use);
 }
 
 size_t omi_medium_usable_size(const char *function, const void *p)
