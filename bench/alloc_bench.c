@@ -1078,9 +1078,42 @@ static void print_header_row(const int *cols, int ncols)
     printf("\n");
 }
 
-static void print_tables(const report *r)
+/* One row per workload: the median ns/op of each column and its ratio to
+ * objmem's. `cpu` picks process CPU time instead of wall time, and rows
+ * named "name (alias)" instead of the full title with its unit. */
+static void print_ratio_rows(const report *r, const int *cols, int ncols, bool cpu)
 {
     char title[128];
+    for (int wl = 0; wl < WL_COUNT; wl++) {
+        if (!r->wl_selected[wl])
+            continue;
+        if (cpu) {
+            printf("| %s (%s) |", workloads[wl].name, workloads[wl].alias);
+        } else {
+            workload_title(r, wl, title, sizeof title);
+            printf("| %s | %s |", title, workloads[wl].unit);
+        }
+        const cell *om = &r->cells[wl][AL_OBJMEM];
+        double om_ns = !cell_has(r, wl, AL_OBJMEM) ? 0.0
+                       : median(cpu ? om->cpu_ns_per_op : om->ns_per_op, om->ok_runs);
+        for (int i = 0; i < ncols; i++) {
+            const cell *c = &r->cells[wl][cols[i]];
+            if (c->ok_runs == 0) {
+                printf(" failed |");
+                continue;
+            }
+            double ns = median(cpu ? c->cpu_ns_per_op : c->ns_per_op, c->ok_runs);
+            if (om_ns > 0.0)
+                printf(" %.2f (%.2f) |", ns, ns / om_ns);
+            else
+                printf(" %.2f (-) |", ns);
+        }
+        printf("\n");
+    }
+}
+
+static void print_tables(const report *r)
+{
     int cols[AL_COUNT], ncols = 0;
     for (int al = 0; al < AL_COUNT; al++)
         if (r->st[al].selected && r->st[al].available)
@@ -1098,28 +1131,7 @@ static void print_tables(const report *r)
     for (int i = 0; i < ncols; i++)
         printf("---:|");
     printf("\n");
-    for (int wl = 0; wl < WL_COUNT; wl++) {
-        if (!r->wl_selected[wl])
-            continue;
-        workload_title(r, wl, title, sizeof title);
-        printf("| %s | %s |", title, workloads[wl].unit);
-        const cell *om = &r->cells[wl][AL_OBJMEM];
-        double om_ns = cell_has(r, wl, AL_OBJMEM)
-                           ? median(om->ns_per_op, om->ok_runs) : 0.0;
-        for (int i = 0; i < ncols; i++) {
-            const cell *c = &r->cells[wl][cols[i]];
-            if (c->ok_runs == 0) {
-                printf(" failed |");
-                continue;
-            }
-            double ns = median(c->ns_per_op, c->ok_runs);
-            if (om_ns > 0.0)
-                printf(" %.2f (%.2f) |", ns, ns / om_ns);
-            else
-                printf(" %.2f (-) |", ns);
-        }
-        printf("\n");
-    }
+    print_ratio_rows(r, cols, ncols, false);
 
     printf("\n### Spread of the runs: fastest - slowest ns/op (wall)\n\n");
     print_header_row(cols, ncols);
@@ -1146,27 +1158,7 @@ static void print_tables(const report *r)
     printf("\n### CPU time of the process, ns/op (median; user + kernel; "
            "ratio = allocator / objmem)\n\n");
     print_header_row(cols, ncols);
-    for (int wl = 0; wl < WL_COUNT; wl++) {
-        if (!r->wl_selected[wl])
-            continue;
-        printf("| %s (%s) |", workloads[wl].name, workloads[wl].alias);
-        const cell *om = &r->cells[wl][AL_OBJMEM];
-        double om_cpu = cell_has(r, wl, AL_OBJMEM)
-                            ? median(om->cpu_ns_per_op, om->ok_runs) : 0.0;
-        for (int i = 0; i < ncols; i++) {
-            const cell *c = &r->cells[wl][cols[i]];
-            if (c->ok_runs == 0) {
-                printf(" failed |");
-                continue;
-            }
-            double ns = median(c->cpu_ns_per_op, c->ok_runs);
-            if (om_cpu > 0.0)
-                printf(" %.2f (%.2f) |", ns, ns / om_cpu);
-            else
-                printf(" %.2f (-) |", ns);
-        }
-        printf("\n");
-    }
+    print_ratio_rows(r, cols, ncols, true);
 
     printf("\n### Peak RSS of the child process, MB (median)\n\n");
     print_header_row(cols, ncols);

@@ -38,16 +38,18 @@
 
 /* ---- Small objects: rows (a)–(d) ---------------------------------------- */
 
-/* (a) pairs: allocate a block of 8–512 bytes, write its first byte, free it.
- * ops = pairs; the time covers the whole loop. */
-static void WL_FN(wl_pairs)(const bench_params *bp, bench_result *res)
+/* A pairs loop: `n` times allocate a block of min..max bytes (from the
+ * shared xorshift sequence), write its first byte, free it. Rows (a), (e)
+ * and (f) are this loop over their size ranges. ops = pairs. Always
+ * inlined, so that each row divides by its constant range. */
+static inline __attribute__((always_inline)) void WL_FN(wl_pairs_in)(uint64_t n, size_t min,
+                                                                    size_t max, bench_result *res)
 {
     uint64_t s = BENCH_SEED;
-    uint64_t n = bp->pairs;
     bench_clock t0 = clock_start();
     for (uint64_t i = 0; i < n; i++) {
         uint64_t r = rng_next(&s);
-        size_t size = 8 + (size_t)(r % 505);
+        size_t size = min + (size_t)(r % (max - min + 1));
         void *p = WL_MALLOC(size);
         if (p == NULL)
             bench_oom(size);
@@ -56,6 +58,12 @@ static void WL_FN(wl_pairs)(const bench_params *bp, bench_result *res)
     }
     clock_stop(t0, res);
     res->ops = n;
+}
+
+/* (a) pairs: blocks of 8–512 bytes. */
+static void WL_FN(wl_pairs)(const bench_params *bp, bench_result *res)
+{
+    WL_FN(wl_pairs_in)(bp->pairs, 8, 512, res);
 }
 
 /* (b) churn: fill `live` slots with blocks of 8–512 bytes (not timed), then
@@ -208,24 +216,10 @@ static void WL_FN(wl_trees)(const bench_params *bp, bench_result *res)
 
 /* ---- Medium and large blocks, realloc: rows (e), (e'), (f), (g) ---------- */
 
-/* (e) medium pairs: allocate a block of 513 B–32 KiB, write its first byte,
- * free it. ops = pairs. */
+/* (e) medium pairs: blocks of 513 B–32 KiB. */
 static void WL_FN(wl_medium)(const bench_params *bp, bench_result *res)
 {
-    uint64_t s = BENCH_SEED;
-    uint64_t n = bp->medium_pairs;
-    bench_clock t0 = clock_start();
-    for (uint64_t i = 0; i < n; i++) {
-        uint64_t r = rng_next(&s);
-        size_t size = WL_MEDIUM_MIN + (size_t)(r % (WL_MEDIUM_MAX - WL_MEDIUM_MIN + 1));
-        void *p = WL_MALLOC(size);
-        if (p == NULL)
-            bench_oom(size);
-        touch_block(p, r);
-        WL_FREE(p);
-    }
-    clock_stop(t0, res);
-    res->ops = n;
+    WL_FN(wl_pairs_in)(bp->medium_pairs, WL_MEDIUM_MIN, WL_MEDIUM_MAX, res);
 }
 
 /* (e') medium window: `window_live` blocks of 513 B–32 KiB held at once
@@ -287,24 +281,10 @@ static void WL_FN(wl_window)(const bench_params *bp, bench_result *res)
     bench_unmap(slot, bytes);
 }
 
-/* (f) large pairs: allocate a block of 32 KiB + 1 B–1 MiB, write its first
- * byte, free it. ops = pairs. */
+/* (f) large pairs: blocks of 32 KiB + 1 B–1 MiB. */
 static void WL_FN(wl_large)(const bench_params *bp, bench_result *res)
 {
-    uint64_t s = BENCH_SEED;
-    uint64_t n = bp->large_pairs;
-    bench_clock t0 = clock_start();
-    for (uint64_t i = 0; i < n; i++) {
-        uint64_t r = rng_next(&s);
-        size_t size = WL_LARGE_MIN + (size_t)(r % (WL_LARGE_MAX - WL_LARGE_MIN + 1));
-        void *p = WL_MALLOC(size);
-        if (p == NULL)
-            bench_oom(size);
-        touch_block(p, r);
-        WL_FREE(p);
-    }
-    clock_stop(t0, res);
-    res->ops = n;
+    WL_FN(wl_pairs_in)(bp->large_pairs, WL_LARGE_MIN, WL_LARGE_MAX, res);
 }
 
 /* (g) realloc growth: one buffer, allocated with 1 byte, grown by realloc

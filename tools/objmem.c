@@ -128,15 +128,21 @@ static const char *fmt_percent(double part, double whole)
     return out;
 }
 
+/* "objmem demo: <message>" on stderr, without the end of the line. */
+static void fail_print(const char *fmt, va_list ap)
+{
+    fflush(stdout);
+    fputs("objmem demo: ", stderr);
+    vfprintf(stderr, fmt, ap);
+}
+
 /* Print "objmem demo: <message>" on stderr; returns -1 for `return fail(…)`. */
 static int fail(const char *fmt, ...) TOOL_PRINTF(1, 2);
 static int fail(const char *fmt, ...)
 {
     va_list ap;
-    fflush(stdout);
-    fputs("objmem demo: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    fail_print(fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
     return -1;
@@ -147,10 +153,8 @@ static int fail_om(const char *fmt, ...) TOOL_PRINTF(1, 2);
 static int fail_om(const char *fmt, ...)
 {
     va_list ap;
-    fflush(stdout);
-    fputs("objmem demo: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    fail_print(fmt, ap);
     va_end(ap);
     fprintf(stderr, " failed: error %d: %s\n", (int)om_last_error(), om_last_error_message());
     return -1;
