@@ -26,57 +26,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
 #include "objmem.h"
-
-#define MB ((size_t)1 << 20)
+#include "testutil.h"
 
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                  */
 /* ------------------------------------------------------------------------ */
 
-static uint64_t rng_state = 0x853c49e6748fea9bULL;
-
-static uint64_t rng_next(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545f4914f6cdd1dULL;
-}
-
-static size_t class_bytes(size_t size)
-{
-    return (size + OM_ALIGNMENT - 1) / OM_ALIGNMENT * OM_ALIGNMENT;
-}
-
-/* The part of an RSS growth that objmem's own mappings account for. */
-static size_t mapped_part(size_t growth)
-{
-#ifdef OM_TEST_SANITIZED
-    return growth / 9 * 8;
-#else
-    return growth;
-#endif
-}
-
-static om_heap_stats get_stats(const om_heap *h)
-{
-    om_heap_stats st;
-    memset(&st, 0, sizeof st);
-    CHECK(om_heap_get_stats(h, &st) == 0);
-    return st;
-}
-
-static void shuffle(void **items, size_t count)
-{
-    for (size_t i = count; i > 1; i--) {
-        size_t j = (size_t)(rng_next() % i);
-        void *t = items[i - 1];
-        items[i - 1] = items[j];
-        items[j] = t;
-    }
-}
+static tu_rng rng = {0x853c49e6748fea9bULL};
 
 /* A set of small blocks on heap h adding up to at least `total` class bytes.
  * The pointer array is allocated and touched before any block, so that the
@@ -90,29 +47,29 @@ typedef struct block_set {
 
 static size_t random_small(void)
 {
-    return 1 + (size_t)(rng_next() % OM_SMALL_SIZE_MAX);
+    return 1 + (size_t)(tu_rng_next(&rng) % OM_SMALL_SIZE_MAX);
 }
 
 static void block_set_plan(block_set *set, size_t total)
 {
-    set->seed = rng_state;
+    set->seed = rng.state;
     size_t sum = 0, count = 0;
     while (sum < total) {
-        sum += class_bytes(random_small());
+        sum += tu_small_class_size(random_small());
         count++;
     }
     set->count = count;
     set->class_total = sum;
     set->blocks = calloc(count, sizeof *set->blocks);
     CHECK(set->blocks != NULL);
-    rng_state = set->seed;
+    rng.state = set->seed;
 }
 
 /* Returns the number of failed allocations. */
 static size_t block_set_fill(block_set *set, om_heap *h)
 {
     size_t failed = 0;
-    rng_state = set->seed;
+    rng.state = set->seed;
     for (size_t i = 0; i < set->count; i++) {
         size_t size = random_small();
         void *p = om_heap_malloc(h, size);
@@ -255,11 +212,11 @@ static void test_arena_return(void)
         om_heap_delete(h);
         return;
     }
-    om_heap_stats st0 = get_stats(h);
+    om_heap_stats st0 = tu_get_stats(h);
     size_t rss0 = check_rss_bytes();
 
     CHECK_EQ_SIZE(block_set_fill(&set, h), 0);
-    om_heap_stats st1 = get_stats(h);
+    om_heap_stats st1 = tu_get_stats(h);
     size_t rss1 = check_rss_bytes();
     size_t grew = rss1 > rss0 ? rss1 - rss0 : 0;
     printf("arena return: %zu blocks, %zu MB in classes, %zu arenas, RSS +%zu MB\n", set.count,
@@ -274,7 +231,7 @@ static void test_arena_return(void)
     CHECK(grew >= set.class_total / 10 * 9);
 
     /* Free in a shuffled order, through both domains' free. */
-    shuffle(set.blocks, set.count);
+    tu_shuffle(&rng, set.blocks, set.count);
     for (size_t i = 0; i < set.count; i++) {
         if (i & 1)
             om_obj_free(set.blocks[i]);
@@ -282,7 +239,7 @@ static void test_arena_return(void)
             om_mem_free(set.blocks[i]);
     }
     free(set.blocks);
-    om_heap_stats st2 = get_stats(h);
+    om_heap_stats st2 = tu_get_stats(h);
     size_t rss2 = check_rss_bytes();
     printf("after free: %zu arenas mapped, %zu freed, RSS %+lld MB from the start\n",
            st2.arenas_current, st2.arenas_freed, ((long long)rss2 - (long long)rss0) / (long long)MB);
@@ -305,7 +262,7 @@ static void test_arena_return(void)
      * arenas that the contract lets the heap keep (and 10 % of slack). */
     size_t kept = st2.mapped_bytes;
     size_t dropped = rss1 > rss2 ? rss1 - rss2 : 0;
-    size_t need = mapped_part(grew) > kept ? (mapped_part(grew) - kept) / 10 * 9 : 0;
+    size_t need = tu_mapped_part(grew) > kept ? (tu_mapped_part(grew) - kept) / 10 * 9 : 0;
     if (dropped < need)
         fprintf(stderr, "RSS dropped %zu MB, expected >= %zu MB (grew %zu MB, kept %zu MB)\n",
                 dropped / MB, need / MB, grew / MB, kept / MB);
@@ -313,7 +270,7 @@ static void test_arena_return(void)
 
     /* Trim releases the warm pools and the spare: nothing stays mapped. */
     size_t trimmed = om_heap_trim(h);
-    om_heap_stats st3 = get_stats(h);
+    om_heap_stats st3 = tu_get_stats(h);
     size_t rss3 = check_rss_bytes();
     printf("after trim: %zu bytes unmapped, %zu arenas mapped, RSS %+lld MB from the start\n",
            trimmed, st3.arenas_current, ((long long)rss3 - (long long)rss0) / (long long)MB);
@@ -324,9 +281,9 @@ static void test_arena_return(void)
     CHECK_EQ_SIZE(st3.pools_used, 0);
     CHECK_EQ_SIZE(st3.arenas_freed, st3.arenas_allocated);
     dropped = rss1 > rss3 ? rss1 - rss3 : 0;
-    if (dropped < mapped_part(grew) / 10 * 9)
+    if (dropped < tu_mapped_part(grew) / 10 * 9)
         fprintf(stderr, "RSS dropped %zu MB after trim, grew %zu MB\n", dropped / MB, grew / MB);
-    CHECK(dropped >= mapped_part(grew) / 10 * 9);
+    CHECK(dropped >= tu_mapped_part(grew) / 10 * 9);
     /* Nothing left to trim. */
     CHECK_EQ_SIZE(om_heap_trim(h), 0);
 
@@ -424,7 +381,7 @@ static void test_counting_allocator(void)
             memset(blocks[i], 0x3c, 256);
     }
     CHECK_EQ_SIZE(failed, 0);
-    om_heap_stats st = get_stats(h);
+    om_heap_stats st = tu_get_stats(h);
     CHECK(counter->allocs >= 5);
     CHECK_EQ_SIZE(counter->allocs, st.arenas_allocated);
     CHECK_EQ_SIZE(counter->allocs - counter->frees, st.arenas_current);
@@ -449,7 +406,7 @@ static void test_counting_allocator(void)
     for (size_t i = 0; i < count; i++)
         om_mem_free(blocks[i]);
     om_heap_trim(h);
-    st = get_stats(h);
+    st = tu_get_stats(h);
     CHECK_EQ_SIZE(st.arenas_current, 0);
     CHECK_EQ_SIZE(counter->allocs, allocs_before);
     CHECK_EQ_SIZE(counter->frees, counter->allocs);
@@ -526,7 +483,7 @@ static void test_misaligned_allocator(void)
         CHECK_EQ_SIZE(mis.frees, mis.allocs);
         om_mem_free(medium);
     }
-    om_heap_stats st = get_stats(h);
+    om_heap_stats st = tu_get_stats(h);
     CHECK_EQ_SIZE(st.medium_arenas_current, 0);
 
     /* A large block is a mapping of its own, not an arena: the arena
@@ -579,12 +536,12 @@ static void test_delete_releases(void)
     CHECK_EQ_SIZE(block_set_fill(&set, h), 0);
     /* Free a random third, so that the heap is in a mixed state. */
     for (size_t i = 0; i < set.count; i++) {
-        if (rng_next() % 3 == 0) {
+        if (tu_rng_next(&rng) % 3 == 0) {
             om_obj_free(set.blocks[i]);
             set.blocks[i] = NULL;
         }
     }
-    om_heap_stats st = get_stats(h);
+    om_heap_stats st = tu_get_stats(h);
     size_t rss1 = check_rss_bytes();
     size_t grew = rss1 > rss0 ? rss1 - rss0 : 0;
     CHECK_EQ_SIZE(counter->allocs, st.arenas_allocated);
@@ -600,7 +557,7 @@ static void test_delete_releases(void)
     CHECK_EQ_SIZE(counter->live_count, 0);
     CHECK_EQ_SIZE(counter->unknown_free, 0);
     CHECK_EQ_SIZE(counter->bad_size, 0);
-    CHECK(dropped >= mapped_part(grew) / 10 * 9);
+    CHECK(dropped >= tu_mapped_part(grew) / 10 * 9);
 
     CHECK(om_set_arena_allocator(NULL) == 0);
     free(set.blocks);
@@ -613,14 +570,14 @@ static void test_default_heap_trim(void)
     void *blocks[1000];
     for (size_t i = 0; i < 1000; i++)
         blocks[i] = om_mem_malloc(1 + i % OM_SMALL_SIZE_MAX);
-    om_heap_stats st = get_stats(NULL);
+    om_heap_stats st = tu_get_stats(NULL);
     CHECK(st.arenas_current >= 1);
     for (size_t i = 0; i < 1000; i++)
         om_mem_free(blocks[i]);
-    st = get_stats(NULL);
+    st = tu_get_stats(NULL);
     if (st.small_used_bytes == 0) {
         CHECK(om_heap_trim(NULL) > 0);
-        st = get_stats(NULL);
+        st = tu_get_stats(NULL);
         CHECK_EQ_SIZE(st.arenas_current, 0);
     }
     void *p = om_obj_malloc(32);

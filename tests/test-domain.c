@@ -24,8 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
 #include "objmem.h"
+#include "testutil.h"
 
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                  */
@@ -40,51 +40,13 @@ typedef struct domain_fns {
     void (*free_fn)(void *ptr);
 } domain_fns;
 
-static void *raw_malloc(size_t size) { return om_raw_malloc(size); }
-static void *raw_calloc(size_t count, size_t size) { return om_raw_calloc(count, size); }
-static void *raw_realloc(void *ptr, size_t size) { return om_raw_realloc(ptr, size); }
-static void *mem_malloc(size_t size) { return om_mem_malloc(size); }
-static void *mem_calloc(size_t count, size_t size) { return om_mem_calloc(count, size); }
-static void *mem_realloc(void *ptr, size_t size) { return om_mem_realloc(ptr, size); }
-static void *obj_malloc(size_t size) { return om_obj_malloc(size); }
-static void *obj_calloc(size_t count, size_t size) { return om_obj_calloc(count, size); }
-static void *obj_realloc(void *ptr, size_t size) { return om_obj_realloc(ptr, size); }
-
 static const domain_fns domains[OM_DOMAIN_COUNT] = {
-    {"raw", OM_DOMAIN_RAW, raw_malloc, raw_calloc, raw_realloc, om_raw_free},
-    {"mem", OM_DOMAIN_MEM, mem_malloc, mem_calloc, mem_realloc, om_mem_free},
-    {"obj", OM_DOMAIN_OBJ, obj_malloc, obj_calloc, obj_realloc, om_obj_free},
+    {"raw", OM_DOMAIN_RAW, tu_raw_malloc, tu_raw_calloc, tu_raw_realloc, om_raw_free},
+    {"mem", OM_DOMAIN_MEM, tu_mem_malloc, tu_mem_calloc, tu_mem_realloc, om_mem_free},
+    {"obj", OM_DOMAIN_OBJ, tu_obj_malloc, tu_obj_calloc, tu_obj_realloc, om_obj_free},
 };
 
-static unsigned char pattern_byte(unsigned seed, size_t i)
-{
-    return (unsigned char)(seed * 37u + i * 11u + (i >> 8) + 3u);
-}
-
-static void fill_pattern(void *ptr, size_t size, unsigned seed)
-{
-    unsigned char *p = ptr;
-    for (size_t i = 0; i < size; i++)
-        p[i] = pattern_byte(seed, i);
-}
-
-static int has_pattern(const void *ptr, size_t size, unsigned seed)
-{
-    const unsigned char *p = ptr;
-    for (size_t i = 0; i < size; i++)
-        if (p[i] != pattern_byte(seed, i))
-            return 0;
-    return 1;
-}
-
-static int is_zero(const void *ptr, size_t size)
-{
-    const unsigned char *p = ptr;
-    for (size_t i = 0; i < size; i++)
-        if (p[i])
-            return 0;
-    return 1;
-}
+static const tu_pattern byte_pattern = {37, 11, 8, 3};
 
 static int same_allocator(const om_allocator *a, const om_allocator *b)
 {
@@ -190,7 +152,7 @@ static void test_wrap_each_domain(void)
         void *before = d->malloc_fn(40);
         CHECK(before != NULL);
         if (before)
-            fill_pattern(before, 40, 1);
+            tu_fill_pattern(&byte_pattern, before, 40, 1);
 
         counting c;
         om_allocator wrapper;
@@ -206,10 +168,10 @@ static void test_wrap_each_domain(void)
         CHECK_EQ_SIZE(c.mallocs, 1);
         CHECK_EQ_SIZE(c.last_size, 24);
         if (p)
-            fill_pattern(p, 24, 2);
+            tu_fill_pattern(&byte_pattern, p, 24, 2);
 
         void *q = d->calloc_fn(3, 8);
-        CHECK(q != NULL && is_zero(q, 24));
+        CHECK(q != NULL && tu_is_zero(q, 24));
         CHECK_EQ_SIZE(c.callocs, 1);
         CHECK_EQ_SIZE(c.last_count, 3);
         CHECK_EQ_SIZE(c.last_size, 8);
@@ -219,7 +181,7 @@ static void test_wrap_each_domain(void)
         CHECK_EQ_SIZE(c.reallocs, 1);
         CHECK(c.last_ptr == p);
         CHECK_EQ_SIZE(c.last_size, 300);
-        CHECK(r && has_pattern(r, 24, 2));
+        CHECK(r && tu_has_pattern(&byte_pattern, r, 24, 2));
         if (r)
             p = r;
 
@@ -228,7 +190,7 @@ static void test_wrap_each_domain(void)
         CHECK(c.last_ptr == p);
         d->free_fn(q);
         CHECK_EQ_SIZE(c.frees, 2);
-        CHECK(before && has_pattern(before, 40, 1));
+        CHECK(before && tu_has_pattern(&byte_pattern, before, 40, 1));
         d->free_fn(before);
         CHECK_EQ_SIZE(c.frees, 3);
         CHECK_EQ_SIZE(c.wrong_ctx, 0);
@@ -343,12 +305,12 @@ static void test_replacing_allocator(void)
     unsigned char *q = om_obj_calloc(4, 4);
     CHECK((uintptr_t)p >= lo && (uintptr_t)p < hi);
     CHECK((uintptr_t)q >= lo && (uintptr_t)q < hi);
-    CHECK(q && is_zero(q, 16));
+    CHECK(q && tu_is_zero(q, 16));
     if (p)
-        fill_pattern(p, 40, 4);
+        tu_fill_pattern(&byte_pattern, p, 40, 4);
     unsigned char *r = om_obj_realloc(p, 80);
     CHECK((uintptr_t)r >= lo && (uintptr_t)r < hi);
-    CHECK(r && has_pattern(r, 40, 4));
+    CHECK(r && tu_has_pattern(&byte_pattern, r, 40, 4));
     om_obj_free(r);
     om_obj_free(q);
     CHECK_EQ_SIZE(b.frees, 2);
@@ -539,14 +501,6 @@ static void foreign_child(void *arg)
     fputs("foreign pointer accepted\n", stderr);
 }
 
-static size_t count_occurrences(const char *text, const char *needle)
-{
-    size_t n = 0;
-    for (const char *at = strstr(text, needle); at != NULL; at = strstr(at + 1, needle))
-        n++;
-    return n;
-}
-
 /* Runs one misuse in a child: it must abort with one report that names the
  * call, the address and the address map's finding. */
 static void expect_foreign_fatal(foreign_call call, void *ptr, const char *what)
@@ -560,7 +514,7 @@ static void expect_foreign_fatal(foreign_call call, void *ptr, const char *what)
     int named = strstr(err, foreign_call_names[call]) != NULL;
     int addressed = strstr(err, address) != NULL;
     int finding = strstr(err, "not in any objmem arena") != NULL;
-    int once = count_occurrences(err, "fatal error") == 1;
+    int once = tu_count_occurrences(err, "fatal error") == 1;
     if (!aborted || !named || !addressed || !finding || !once)
         fprintf(stderr, "  %s(%s) of %s: status 0x%x, stderr:\n%s\n",
                 foreign_call_names[call], address, what, (unsigned)status, err);
@@ -597,9 +551,9 @@ static void test_foreign_pointers(void)
 
     /* The parent's blocks are untouched by the children's misuse, and RAW
      * blocks still work with the RAW calls (the system allocator). */
-    fill_pattern(raw, 64, 7);
+    tu_fill_pattern(&byte_pattern, raw, 64, 7);
     unsigned char *grown = om_raw_realloc(raw, 5000);
-    CHECK(grown && has_pattern(grown, 64, 7));
+    CHECK(grown && tu_has_pattern(&byte_pattern, grown, 64, 7));
     om_raw_free(grown ? grown : raw);
     free(aligned);
     free(sys_big);
@@ -613,9 +567,9 @@ static void test_foreign_pointers(void)
         CHECK(f != NULL);
         if (!f)
             continue;
-        fill_pattern(f, 100, (unsigned)i + 90);
+        tu_fill_pattern(&byte_pattern, f, 100, (unsigned)i + 90);
         unsigned char *g = om_raw_realloc(f, n);
-        CHECK(g != NULL && has_pattern(g, keep, (unsigned)i + 90));
+        CHECK(g != NULL && tu_has_pattern(&byte_pattern, g, keep, (unsigned)i + 90));
         om_raw_free(g ? g : f);
     }
     om_raw_free(sys);
@@ -652,11 +606,11 @@ static void test_raw_contract(void)
         /* The whole request is writable (om_usable_size is for MEM/OBJ
          * blocks only: a RAW block given to it is fatal). */
         if (p)
-            fill_pattern(p, sizes[i], (unsigned)i);
-        CHECK(p && has_pattern(p, sizes[i], (unsigned)i));
+            tu_fill_pattern(&byte_pattern, p, sizes[i], (unsigned)i);
+        CHECK(p && tu_has_pattern(&byte_pattern, p, sizes[i], (unsigned)i));
         om_raw_free(p);
         p = om_raw_calloc(sizes[i], 1);
-        CHECK(p != NULL && is_zero(p, sizes[i]));
+        CHECK(p != NULL && tu_is_zero(p, sizes[i]));
         om_raw_free(p);
     }
 
@@ -680,12 +634,12 @@ static void test_raw_contract(void)
         CHECK(error_is(OM_ENOMEM));
         unsigned char *old = om_raw_malloc(32);
         CHECK(old != NULL);
-        fill_pattern(old, 32, 3);
+        tu_fill_pattern(&byte_pattern, old, 32, 3);
         om_clear_error();
         p = om_raw_realloc(old, too_large[i]);
         CHECK(p == NULL);
         CHECK(error_is(OM_ENOMEM));
-        CHECK(has_pattern(old, 32, 3));
+        CHECK(tu_has_pattern(&byte_pattern, old, 32, 3));
         om_raw_free(old);
     }
 
@@ -694,12 +648,12 @@ static void test_raw_contract(void)
     CHECK(om_last_error() == OM_OK);
     unsigned char *p = om_raw_realloc(NULL, 50);
     CHECK(p != NULL);
-    fill_pattern(p, 50, 8);
+    tu_fill_pattern(&byte_pattern, p, 50, 8);
     unsigned char *q = om_raw_realloc(p, 5000);
-    CHECK(q && has_pattern(q, 50, 8));
+    CHECK(q && tu_has_pattern(&byte_pattern, q, 50, 8));
     p = q ? q : p;
     q = om_raw_realloc(p, 10);
-    CHECK(q && has_pattern(q, 10, 8));
+    CHECK(q && tu_has_pattern(&byte_pattern, q, 10, 8));
     om_raw_free(q ? q : p);
 }
 
@@ -719,12 +673,9 @@ static void *raw_thread(void *varg)
     unsigned char *ptr[SLOTS] = {0};
     size_t size[SLOTS] = {0};
     unsigned seed[SLOTS] = {0};
-    uint64_t rng = 0x9e3779b97f4a7c15ULL * (a->id + 1);
+    tu_rng thread_rng = {0x9e3779b97f4a7c15ULL * (a->id + 1)};
     for (size_t op = 0; op < a->ops; op++) {
-        rng ^= rng >> 12;
-        rng ^= rng << 25;
-        rng ^= rng >> 27;
-        uint64_t r = rng * 0x2545f4914f6cdd1dULL;
+        uint64_t r = tu_rng_next(&thread_rng);
         size_t s = (size_t)(r % SLOTS);
         size_t n = (size_t)((r >> 16) % 2000);
         if (!ptr[s]) {
@@ -733,18 +684,18 @@ static void *raw_thread(void *varg)
                 a->failed++;
                 continue;
             }
-            if (((r >> 40) & 1) == 0 && !is_zero(ptr[s], n))
+            if (((r >> 40) & 1) == 0 && !tu_is_zero(ptr[s], n))
                 a->corrupt++;
             size[s] = n;
             seed[s] = (unsigned)(a->id * 1000003u + op);
-            fill_pattern(ptr[s], n, seed[s]);
+            tu_fill_pattern(&byte_pattern, ptr[s], n, seed[s]);
         } else if ((r >> 41) & 1) {
-            if (!has_pattern(ptr[s], size[s], seed[s]))
+            if (!tu_has_pattern(&byte_pattern, ptr[s], size[s], seed[s]))
                 a->corrupt++;
             om_raw_free(ptr[s]);
             ptr[s] = NULL;
         } else {
-            if (!has_pattern(ptr[s], size[s], seed[s]))
+            if (!tu_has_pattern(&byte_pattern, ptr[s], size[s], seed[s]))
                 a->corrupt++;
             if (n == 0)
                 n = 1;
@@ -754,12 +705,12 @@ static void *raw_thread(void *varg)
                 continue;
             }
             size_t keep = size[s] < n ? size[s] : n;
-            if (!has_pattern(q, keep, seed[s]))
+            if (!tu_has_pattern(&byte_pattern, q, keep, seed[s]))
                 a->corrupt++;
             ptr[s] = q;
             size[s] = n;
             seed[s] = (unsigned)(a->id * 1000003u + op);
-            fill_pattern(q, n, seed[s]);
+            tu_fill_pattern(&byte_pattern, q, n, seed[s]);
         }
         if (op % 4096 == 0) {
             /* Every thread sees its own errors. */
@@ -774,7 +725,7 @@ static void *raw_thread(void *varg)
         }
     }
     for (size_t s = 0; s < SLOTS; s++) {
-        if (ptr[s] && !has_pattern(ptr[s], size[s], seed[s]))
+        if (ptr[s] && !tu_has_pattern(&byte_pattern, ptr[s], size[s], seed[s]))
             a->corrupt++;
         om_raw_free(ptr[s]);
     }

@@ -23,76 +23,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
 #include "objmem.h"
-
-#define MB ((size_t)1 << 20)
+#include "testutil.h"
 
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                  */
 /* ------------------------------------------------------------------------ */
 
-static uint64_t rng_state = 0xdeadbeefcafef00dULL;
-
-static uint64_t rng_next(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545f4914f6cdd1dULL;
-}
-
-static size_t class_size(size_t size)
-{
-    return size ? (size + OM_ALIGNMENT - 1) / OM_ALIGNMENT * OM_ALIGNMENT : OM_ALIGNMENT;
-}
-
-static size_t class_index(size_t size)
-{
-    return class_size(size) / OM_ALIGNMENT - 1;
-}
-
-static unsigned char pattern_byte(unsigned seed, size_t i)
-{
-    return (unsigned char)(seed * 29u + i * 13u + (i >> 8) + 5u);
-}
-
-static void fill_pattern(void *ptr, size_t size, unsigned seed)
-{
-    unsigned char *p = ptr;
-    for (size_t i = 0; i < size; i++)
-        p[i] = pattern_byte(seed, i);
-}
-
-static int has_pattern(const void *ptr, size_t size, unsigned seed)
-{
-    const unsigned char *p = ptr;
-    for (size_t i = 0; i < size; i++)
-        if (p[i] != pattern_byte(seed, i))
-            return 0;
-    return 1;
-}
-
-static int is_zero(const void *ptr, size_t size)
-{
-    const unsigned char *p = ptr;
-    for (size_t i = 0; i < size; i++)
-        if (p[i])
-            return 0;
-    return 1;
-}
-
-static om_heap_stats get_stats(const om_heap *h)
-{
-    om_heap_stats st;
-    memset(&st, 0, sizeof st);
-    CHECK(om_heap_get_stats(h, &st) == 0);
-    return st;
-}
+static tu_rng rng = {0xdeadbeefcafef00dULL};
+static const tu_pattern byte_pattern = {29, 13, 8, 5};
 
 static size_t used_blocks(const om_heap *h, size_t cls)
 {
-    om_heap_stats st = get_stats(h);
+    om_heap_stats st = tu_get_stats(h);
     return st.classes[cls].used_blocks;
 }
 
@@ -115,17 +58,6 @@ static int stats_equal(const om_heap_stats *a, const om_heap_stats *b)
             a->classes[c].pools != b->classes[c].pools)
             return 0;
     return 1;
-}
-
-/* RSS that ASan's shadow of unmapped memory does not explain (see
- * test-arena.c): under ASan, 1/9 of an arena growth stays resident. */
-static size_t mapped_part(size_t growth)
-{
-#ifdef OM_TEST_SANITIZED
-    return growth / 9 * 8;
-#else
-    return growth;
-#endif
 }
 
 typedef struct span {
@@ -188,7 +120,7 @@ static void test_no_overlap(void)
     size_t failed = 0, wrong_size = 0;
     for (size_t i = 0; i < 2 * PER_HEAP; i++) {
         int which = (int)(i & 1); /* interleave the heaps */
-        size_t size = (size_t)(rng_next() % 601);
+        size_t size = (size_t)(tu_rng_next(&rng) % 601);
         void *p = om_heap_malloc(heaps[which], size);
         blocks[i] = p;
         sizes[i] = size;
@@ -198,16 +130,16 @@ static void test_no_overlap(void)
             continue;
         }
         size_t usable = om_usable_size(p);
-        if (usable < size || (size <= OM_SMALL_SIZE_MAX && usable != class_size(size)))
+        if (usable < size || (size <= OM_SMALL_SIZE_MAX && usable != tu_small_class_size(size)))
             wrong_size++;
-        fill_pattern(p, size, (unsigned)i);
+        tu_fill_pattern(&byte_pattern, p, size, (unsigned)i);
         spans[i] = (span){(uintptr_t)p, (uintptr_t)p + (size ? size : 1), which};
     }
     CHECK_EQ_SIZE(failed, 0);
     CHECK_EQ_SIZE(wrong_size, 0);
     size_t corrupt = 0;
     for (size_t i = 0; i < 2 * PER_HEAP; i++)
-        if (blocks[i] && !has_pattern(blocks[i], sizes[i], (unsigned)i))
+        if (blocks[i] && !tu_has_pattern(&byte_pattern, blocks[i], sizes[i], (unsigned)i))
             corrupt++;
     CHECK_EQ_SIZE(corrupt, 0);
 
@@ -241,13 +173,13 @@ static void test_no_overlap(void)
         if (blocks[i] && sizes[i] <= OM_SMALL_SIZE_MAX)
             small[i & 1]++;
     for (int k = 0; k < 2; k++) {
-        om_heap_stats st = get_stats(heaps[k]);
+        om_heap_stats st = tu_get_stats(heaps[k]);
         CHECK_EQ_SIZE(total_used_blocks(&st), small[k]);
     }
     for (size_t i = 0; i < 2 * PER_HEAP; i++)
         om_obj_free(blocks[i]);
     for (int k = 0; k < 2; k++) {
-        om_heap_stats st = get_stats(heaps[k]);
+        om_heap_stats st = tu_get_stats(heaps[k]);
         CHECK_EQ_SIZE(total_used_blocks(&st), 0);
         om_heap_delete(heaps[k]);
     }
@@ -263,8 +195,8 @@ static void test_ownership(void)
     CHECK(a && b);
     if (!a || !b)
         return;
-    size_t c64 = class_index(64), c256 = class_index(256);
-    om_heap_stats def0 = get_stats(NULL);
+    size_t c64 = tu_small_class_index(64), c256 = tu_small_class_index(256);
+    om_heap_stats def0 = tu_get_stats(NULL);
 
     void *pa[10], *pb[10];
     for (int i = 0; i < 10; i++) {
@@ -286,16 +218,16 @@ static void test_ownership(void)
     CHECK_EQ_SIZE(used_blocks(a, c64), 8);
     CHECK_EQ_SIZE(used_blocks(b, c64), 9);
     /* The default heap saw none of this. */
-    om_heap_stats def1 = get_stats(NULL);
+    om_heap_stats def1 = tu_get_stats(NULL);
     CHECK(stats_equal(&def0, &def1));
 
     /* om_heap_realloc moving a block of A into B. */
-    fill_pattern(pa[2], 64, 42);
+    tu_fill_pattern(&byte_pattern, pa[2], 64, 42);
     void *moved = om_heap_realloc(b, pa[2], 256);
     CHECK(moved != NULL);
     if (moved) {
         CHECK(moved != pa[2]);
-        CHECK(has_pattern(moved, 64, 42));
+        CHECK(tu_has_pattern(&byte_pattern, moved, 64, 42));
         CHECK_EQ_SIZE(om_usable_size(moved), 256);
         CHECK_EQ_SIZE(used_blocks(a, c64), 7);
         CHECK_EQ_SIZE(used_blocks(b, c256), 1);
@@ -310,37 +242,37 @@ static void test_ownership(void)
     }
 
     /* om_heap_realloc from B into A, shrinking to another class. */
-    fill_pattern(pb[1], 64, 43);
+    tu_fill_pattern(&byte_pattern, pb[1], 64, 43);
     void *back = om_heap_realloc(a, pb[1], 16);
     CHECK(back != NULL);
     if (back) {
-        CHECK(has_pattern(back, 16, 43));
+        CHECK(tu_has_pattern(&byte_pattern, back, 16, 43));
         CHECK_EQ_SIZE(used_blocks(b, c64), 8);
-        CHECK_EQ_SIZE(used_blocks(a, class_index(16)), 1);
+        CHECK_EQ_SIZE(used_blocks(a, tu_small_class_index(16)), 1);
         om_mem_free(back);
-        CHECK_EQ_SIZE(used_blocks(a, class_index(16)), 0);
+        CHECK_EQ_SIZE(used_blocks(a, tu_small_class_index(16)), 0);
     } else {
         om_mem_free(pb[1]);
     }
 
     /* A block of A grown to a large size, then brought back into B's pools. */
-    fill_pattern(pa[3], 64, 44);
+    tu_fill_pattern(&byte_pattern, pa[3], 64, 44);
     void *big = om_heap_realloc(b, pa[3], 5000);
     CHECK(big != NULL);
     CHECK_EQ_SIZE(used_blocks(a, c64), 6);
     if (big) {
-        CHECK(has_pattern(big, 64, 44));
+        CHECK(tu_has_pattern(&byte_pattern, big, 64, 44));
         void *small = om_heap_realloc(b, big, 100);
         CHECK(small != NULL);
         if (small) {
-            CHECK(has_pattern(small, 64, 44));
-            CHECK_EQ_SIZE(used_blocks(b, class_index(100)), 1);
+            CHECK(tu_has_pattern(&byte_pattern, small, 64, 44));
+            CHECK_EQ_SIZE(used_blocks(b, tu_small_class_index(100)), 1);
             om_obj_free(small);
         } else {
             om_obj_free(big);
         }
     }
-    CHECK_EQ_SIZE(used_blocks(b, class_index(100)), 0);
+    CHECK_EQ_SIZE(used_blocks(b, tu_small_class_index(100)), 0);
 
     /* usable_size works for every heap's blocks. */
     CHECK_EQ_SIZE(om_usable_size(pa[4]), 64);
@@ -352,9 +284,9 @@ static void test_ownership(void)
     }
     om_mem_free(pb[2]);
     om_mem_free(pb[3]);
-    CHECK_EQ_SIZE(get_stats(a).small_used_bytes, 0);
-    CHECK_EQ_SIZE(get_stats(b).small_used_bytes, 0);
-    om_heap_stats def2 = get_stats(NULL);
+    CHECK_EQ_SIZE(tu_get_stats(a).small_used_bytes, 0);
+    CHECK_EQ_SIZE(tu_get_stats(b).small_used_bytes, 0);
+    om_heap_stats def2 = tu_get_stats(NULL);
     CHECK(stats_equal(&def0, &def2));
     om_heap_delete(a);
     om_heap_delete(b);
@@ -365,10 +297,10 @@ static void test_default_heap(void)
     om_heap *d = om_heap_default();
     CHECK(d != NULL);
     CHECK(om_heap_default() == d);
-    om_heap_stats s_null = get_stats(NULL), s_def = get_stats(d);
+    om_heap_stats s_null = tu_get_stats(NULL), s_def = tu_get_stats(d);
     CHECK(stats_equal(&s_null, &s_def));
 
-    size_t c = class_index(80);
+    size_t c = tu_small_class_index(80);
     size_t before = used_blocks(d, c);
     void *m = om_mem_malloc(80);
     CHECK_EQ_SIZE(used_blocks(d, c), before + 1);
@@ -379,16 +311,16 @@ static void test_default_heap(void)
     void *h2 = om_heap_malloc(NULL, 80);
     CHECK_EQ_SIZE(used_blocks(NULL, c), before + 4);
     void *z = om_heap_calloc(NULL, 5, 16);
-    CHECK(z && is_zero(z, 80));
+    CHECK(z && tu_is_zero(z, 80));
     CHECK_EQ_SIZE(used_blocks(d, c), before + 5);
 
     /* A private heap's allocation does not change the default heap. */
     om_heap *p = om_heap_new();
     CHECK(p != NULL && p != d);
-    om_heap_stats s1 = get_stats(d);
+    om_heap_stats s1 = tu_get_stats(d);
     void *q = om_heap_malloc(p, 80);
     CHECK(q != NULL);
-    om_heap_stats s2 = get_stats(d);
+    om_heap_stats s2 = tu_get_stats(d);
     CHECK(stats_equal(&s1, &s2));
     CHECK_EQ_SIZE(used_blocks(p, c), 1);
 
@@ -396,7 +328,8 @@ static void test_default_heap(void)
     void *r = om_heap_realloc(NULL, q, 300);
     CHECK(r != NULL);
     CHECK_EQ_SIZE(used_blocks(p, c), 0);
-    CHECK_EQ_SIZE(used_blocks(d, class_index(300)), s2.classes[class_index(300)].used_blocks + 1);
+    CHECK_EQ_SIZE(used_blocks(d, tu_small_class_index(300)),
+                  s2.classes[tu_small_class_index(300)].used_blocks + 1);
     om_mem_free(r);
 
     om_mem_free(m);
@@ -437,7 +370,7 @@ static void test_delete_with_live_blocks(void)
     size_t count = OM_TEST_SCALE(300000);
     size_t failed = 0;
     for (size_t i = 0; i < count; i++) {
-        size_t size = (size_t)(rng_next() % (OM_SMALL_SIZE_MAX + 1));
+        size_t size = (size_t)(tu_rng_next(&rng) % (OM_SMALL_SIZE_MAX + 1));
         unsigned char *p = om_heap_malloc(h, size);
         if (!p)
             failed++;
@@ -448,7 +381,7 @@ static void test_delete_with_live_blocks(void)
             om_mem_free(p);
     }
     CHECK_EQ_SIZE(failed, 0);
-    om_heap_stats st = get_stats(h);
+    om_heap_stats st = tu_get_stats(h);
     CHECK(st.arenas_current >= 1);
     CHECK(total_used_blocks(&st) > count / 2);
     om_heap_delete(h);
@@ -464,16 +397,17 @@ static void test_delete_with_live_blocks(void)
         blocks[i] = om_heap_malloc(g, 1 + i % OM_SMALL_SIZE_MAX);
         CHECK(blocks[i] != NULL);
     }
-    st = get_stats(g);
+    st = tu_get_stats(g);
     CHECK_EQ_SIZE(total_used_blocks(&st), N);
     size_t wrong = 0;
     for (size_t i = 0; i < N; i++)
-        if (blocks[i] && om_usable_size(blocks[i]) != class_size(1 + i % OM_SMALL_SIZE_MAX))
+        if (blocks[i] &&
+            om_usable_size(blocks[i]) != tu_small_class_size(1 + i % OM_SMALL_SIZE_MAX))
             wrong++;
     CHECK_EQ_SIZE(wrong, 0);
     for (size_t i = 0; i < N; i++)
         om_obj_free(blocks[i]);
-    st = get_stats(g);
+    st = tu_get_stats(g);
     CHECK_EQ_SIZE(total_used_blocks(&st), 0);
     om_heap_delete(g);
 }
@@ -505,7 +439,7 @@ static void test_heap_churn(void)
             continue;
         }
         for (size_t i = 0; i < PER_HEAP; i++) {
-            size_t size = 1 + (size_t)(rng_next() % OM_SMALL_SIZE_MAX);
+            size_t size = 1 + (size_t)(tu_rng_next(&rng) % OM_SMALL_SIZE_MAX);
             blocks[i] = om_heap_malloc(h, size);
             if (!blocks[i])
                 failed++;
@@ -514,7 +448,7 @@ static void test_heap_churn(void)
         }
         /* Free a random half, realloc a few, leave the rest to delete. */
         for (size_t i = 0; i < PER_HEAP; i++) {
-            uint64_t r = rng_next();
+            uint64_t r = tu_rng_next(&rng);
             if (r % 2 == 0) {
                 om_obj_free(blocks[i]);
             } else if (r % 7 == 1 && blocks[i]) {
@@ -523,7 +457,7 @@ static void test_heap_churn(void)
                     failed++;
             }
         }
-        om_heap_stats st = get_stats(h);
+        om_heap_stats st = tu_get_stats(h);
         if (counter.allocs - counter.frees != st.arenas_current)
             mismatched++;
         if (st.arenas_current > peak_arenas)
@@ -545,7 +479,7 @@ static void test_heap_churn(void)
     CHECK(counter.allocs >= iterations * 2);
     /* Every iteration maps and unmaps a few MB; a leak of one arena per heap
      * would add iterations MB. Allow a small fraction of that. */
-    CHECK(growth < (long long)mapped_part(iterations * MB / 16 + 8 * MB));
+    CHECK(growth < (long long)tu_mapped_part(iterations * MB / 16 + 8 * MB));
 }
 
 /* One heap per thread. */
@@ -571,12 +505,9 @@ static void *heap_thread(void *varg)
         om_heap_delete(h);
         return NULL;
     }
-    uint64_t rng = 0x9e3779b97f4a7c15ULL * (a->id + 3);
+    tu_rng thread_rng = {0x9e3779b97f4a7c15ULL * (a->id + 3)};
     for (size_t op = 0; op < a->ops; op++) {
-        rng ^= rng >> 12;
-        rng ^= rng << 25;
-        rng ^= rng >> 27;
-        uint64_t r = rng * 0x2545f4914f6cdd1dULL;
+        uint64_t r = tu_rng_next(&thread_rng);
         size_t s = (size_t)(r % SLOTS);
         size_t n = 1 + (size_t)((r >> 16) % 600);
         if (!ptr[s]) {
@@ -587,9 +518,9 @@ static void *heap_thread(void *varg)
             }
             size[s] = n;
             seed[s] = (unsigned)(op * 7 + a->id);
-            fill_pattern(ptr[s], n, seed[s]);
+            tu_fill_pattern(&byte_pattern, ptr[s], n, seed[s]);
         } else if ((r >> 40) % 3) {
-            if (!has_pattern(ptr[s], size[s], seed[s]))
+            if (!tu_has_pattern(&byte_pattern, ptr[s], size[s], seed[s]))
                 a->corrupt++;
             /* No heap argument: the address map finds this thread's heap. */
             if ((r >> 44) & 1)
@@ -598,19 +529,19 @@ static void *heap_thread(void *varg)
                 om_mem_free(ptr[s]);
             ptr[s] = NULL;
         } else {
-            if (!has_pattern(ptr[s], size[s], seed[s]))
+            if (!tu_has_pattern(&byte_pattern, ptr[s], size[s], seed[s]))
                 a->corrupt++;
             unsigned char *q = om_heap_realloc(h, ptr[s], n);
             if (!q) {
                 a->failed++;
                 continue;
             }
-            if (!has_pattern(q, size[s] < n ? size[s] : n, seed[s]))
+            if (!tu_has_pattern(&byte_pattern, q, size[s] < n ? size[s] : n, seed[s]))
                 a->corrupt++;
             ptr[s] = q;
             size[s] = n;
             seed[s] = (unsigned)(op * 7 + a->id);
-            fill_pattern(q, n, seed[s]);
+            tu_fill_pattern(&byte_pattern, q, n, seed[s]);
         }
     }
     size_t small = 0;
@@ -621,7 +552,7 @@ static void *heap_thread(void *varg)
     if (om_heap_get_stats(h, &st) != 0 || total_used_blocks(&st) != small)
         a->wrong_stats++;
     for (size_t s = 0; s < SLOTS; s++) {
-        if (ptr[s] && !has_pattern(ptr[s], size[s], seed[s]))
+        if (ptr[s] && !tu_has_pattern(&byte_pattern, ptr[s], size[s], seed[s]))
             a->corrupt++;
         om_mem_free(ptr[s]);
     }
@@ -671,7 +602,7 @@ static void test_heap_contract(void)
     size_t not_zero = 0;
     for (int i = 0; i < 100; i++) {
         dirty[i] = om_heap_calloc(h, 10, 20);
-        if (!dirty[i] || !is_zero(dirty[i], 200))
+        if (!dirty[i] || !tu_is_zero(dirty[i], 200))
             not_zero++;
     }
     CHECK_EQ_SIZE(not_zero, 0);
@@ -697,7 +628,7 @@ static void test_heap_contract(void)
     CHECK(z != NULL && z != p);
     void *r = om_heap_realloc(h, NULL, 40);
     CHECK(r != NULL);
-    CHECK_EQ_SIZE(get_stats(h).small_used_bytes, 32 + 16 + 48);
+    CHECK_EQ_SIZE(tu_get_stats(h).small_used_bytes, 32 + 16 + 48);
     om_mem_free(p);
     om_mem_free(z);
     om_mem_free(r);
@@ -715,14 +646,6 @@ static size_t json_number(const char *json, const char *key)
     return (size_t)strtoull(at + strlen(pattern), NULL, 10);
 }
 
-static size_t count_occurrences(const char *text, const char *word)
-{
-    size_t n = 0;
-    for (const char *at = strstr(text, word); at; at = strstr(at + 1, word))
-        n++;
-    return n;
-}
-
 static void test_stats_output(void)
 {
     om_heap *h = om_heap_new();
@@ -732,7 +655,7 @@ static void test_stats_output(void)
     void *blocks[300];
     for (int i = 0; i < 300; i++)
         blocks[i] = om_heap_malloc(h, (size_t)(i % 64) * 8);
-    om_heap_stats st = get_stats(h);
+    om_heap_stats st = tu_get_stats(h);
 
     om_clear_error();
     CHECK(om_heap_get_stats(h, NULL) == -1);
@@ -760,7 +683,7 @@ static void test_stats_output(void)
             CHECK_EQ_SIZE(json_number(json, "arenas_current"), st.arenas_current);
             CHECK_EQ_SIZE(json_number(json, "small_used_bytes"), st.small_used_bytes);
             CHECK_EQ_SIZE(json_number(json, "pools_used"), st.pools_used);
-            CHECK_EQ_SIZE(count_occurrences(json, "\"block_size\":"), OM_SMALL_CLASS_COUNT);
+            CHECK_EQ_SIZE(tu_count_occurrences(json, "\"block_size\":"), OM_SMALL_CLASS_COUNT);
             CHECK(strstr(json, "\"classes\":[") != NULL);
         } else {
             CHECK(0);

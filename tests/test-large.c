@@ -28,39 +28,18 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "check.h"
 #include "internal.h"
 #include "objmem.h"
+#include "testutil.h"
 
-#define KB ((size_t)1 << 10)
-#define MB ((size_t)1 << 20)
 #define HEADER ((size_t)4096)
 
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                  */
 /* ------------------------------------------------------------------------ */
 
-static unsigned char pattern_byte(unsigned seed, size_t i)
-{
-    return (unsigned char)(seed * 31u + i * 7u + (i >> 12) + 1u);
-}
-
-static void fill_pattern(void *ptr, size_t from, size_t to, unsigned seed)
-{
-    unsigned char *bytes = ptr;
-    for (size_t i = from; i < to; i++)
-        bytes[i] = pattern_byte(seed, i);
-}
-
-/* Checks [from, to) of ptr, every `stride`-th byte. */
-static bool check_pattern(const void *ptr, size_t from, size_t to, size_t stride, unsigned seed)
-{
-    const unsigned char *bytes = ptr;
-    for (size_t i = from; i < to; i += stride)
-        if (bytes[i] != pattern_byte(seed, i))
-            return false;
-    return to == from || bytes[to - 1] == pattern_byte(seed, to - 1);
-}
+/* This file's byte pattern: seed * 31 + i * 7 + (i >> 12) + 1. */
+static const tu_pattern byte_pattern = {31, 7, 12, 1};
 
 static uintptr_t entry_of(const void *p)
 {
@@ -159,8 +138,8 @@ static void test_alignments(void)
         if (p == NULL)
             continue;
         check_geometry(p, size, alignment);
-        fill_pattern(p, 0, size, (unsigned)alignment);
-        CHECK(check_pattern(p, 0, size, 1, (unsigned)alignment));
+        tu_fill_pattern_range(&byte_pattern, p, 0, size, (unsigned)alignment);
+        CHECK(tu_has_pattern_range(&byte_pattern, p, 0, size, 1, (unsigned)alignment));
         /* A big alignment costs one slot of address space, not `alignment`. */
         CHECK(usable(p) + (uintptr_t)p - mapping_base(p) <= (HEADER + size) / MB * MB + 2 * MB);
         large_free(p);
@@ -180,7 +159,7 @@ static void test_realloc_grow_steps(void)
     CHECK(p != NULL);
     if (p == NULL)
         return;
-    fill_pattern(p, 0, size, 7);
+    tu_fill_pattern_range(&byte_pattern, p, 0, size, 7);
     size_t steps = 0, moves = 0;
     bool all_kept = true;
     while (size < limit) {
@@ -190,21 +169,21 @@ static void test_realloc_grow_steps(void)
         if (q == NULL)
             break;
         moves += q != p;
-        all_kept &= check_pattern(q, 0, size, 4093, 7);
+        all_kept &= tu_has_pattern_range(&byte_pattern, q, 0, size, 4093, 7);
         check_geometry(q, new_size, OM_ALIGNMENT);
-        fill_pattern(q, size, new_size, 7);
+        tu_fill_pattern_range(&byte_pattern, q, size, new_size, 7);
         p = q;
         size = new_size;
         steps++;
     }
     CHECK(all_kept);
     CHECK(steps >= 10);
-    CHECK(check_pattern(p, 0, size, 1, 7));
+    CHECK(tu_has_pattern_range(&byte_pattern, p, 0, size, 1, 7));
     /* Growing inside the usable size changes nothing. */
     size_t avail = usable(p);
     CHECK(large_realloc(p, avail) == p);
     CHECK_EQ_SIZE(usable(p), avail);
-    CHECK(check_pattern(p, 0, size, 1, 7));
+    CHECK(tu_has_pattern_range(&byte_pattern, p, 0, size, 1, 7));
     large_free(p);
     printf("grow steps: %zu to %zu bytes, %zu moved\n", steps, size, moves);
 }
@@ -233,7 +212,7 @@ static void test_realloc_move(size_t alignment)
     CHECK(p != NULL);
     if (p == NULL)
         return;
-    fill_pattern(p, 0, size, 11);
+    tu_fill_pattern_range(&byte_pattern, p, 0, size, 11);
     uintptr_t old_entry = entry_of(p);
     uintptr_t old_base = mapping_base(p);
     size_t old_mapping = (uintptr_t)p + usable(p) - old_base;
@@ -246,13 +225,13 @@ static void test_realloc_move(size_t alignment)
         return;
     CHECK(q != p);
     check_geometry(q, new_size, alignment);
-    CHECK(check_pattern(q, 0, size, 1, 11));
+    CHECK(tu_has_pattern_range(&byte_pattern, q, 0, size, 1, 11));
     CHECK(h->large_count == count);
     /* The old mapping is no longer registered. */
     for (uintptr_t slot = old_base; slot < old_base + old_mapping; slot += MB)
         CHECK(entry_of((void *)slot) != old_entry);
-    fill_pattern(q, size, new_size, 11);
-    CHECK(check_pattern(q, 0, new_size, 1, 11));
+    tu_fill_pattern_range(&byte_pattern, q, size, new_size, 11);
+    CHECK(tu_has_pattern_range(&byte_pattern, q, 0, new_size, 1, 11));
     large_free(q);
     if (guard != NULL)
         munmap(guard, 4096);
@@ -266,7 +245,7 @@ static void test_realloc_shrink(void)
     CHECK(p != NULL);
     if (p == NULL)
         return;
-    fill_pattern(p, 0, size, 23);
+    tu_fill_pattern_range(&byte_pattern, p, 0, size, 23);
     uintptr_t entry = entry_of(p);
     uintptr_t base = mapping_base(p);
     uintptr_t old_end = (uintptr_t)p + usable(p);
@@ -281,7 +260,7 @@ static void test_realloc_shrink(void)
     unsigned char *q = large_realloc(p, new_size);
     CHECK(q == p);
     check_geometry(q, new_size, OM_ALIGNMENT);
-    CHECK(check_pattern(q, 0, new_size, 1, 23));
+    CHECK(tu_has_pattern_range(&byte_pattern, q, 0, new_size, 1, 23));
     CHECK_EQ_SIZE(usable(q), 3 * MB - HEADER);
     CHECK_EQ_SIZE(h->large_bytes, bytes - (old_end - (base + 3 * MB)));
     for (uintptr_t slot = base + 3 * MB; slot < old_end; slot += MB)
@@ -291,12 +270,12 @@ static void test_realloc_shrink(void)
     q = large_realloc(q, OMI_MEDIUM_SIZE_MAX + 1);
     CHECK(q == p);
     CHECK_EQ_SIZE(usable(q), MB - HEADER);
-    CHECK(check_pattern(q, 0, OMI_MEDIUM_SIZE_MAX + 1, 1, 23));
+    CHECK(tu_has_pattern_range(&byte_pattern, q, 0, OMI_MEDIUM_SIZE_MAX + 1, 1, 23));
     CHECK(entry_of((void *)(base + MB)) != entry);
     q = large_realloc(q, 5 * MB);
     CHECK(q != NULL);
     if (q != NULL) {
-        CHECK(check_pattern(q, 0, OMI_MEDIUM_SIZE_MAX + 1, 1, 23));
+        CHECK(tu_has_pattern_range(&byte_pattern, q, 0, OMI_MEDIUM_SIZE_MAX + 1, 1, 23));
         check_geometry(q, 5 * MB, OM_ALIGNMENT);
         large_free(q);
     }
@@ -548,7 +527,7 @@ static void test_failures(void)
     CHECK(p != NULL);
     if (p == NULL)
         return;
-    fill_pattern(p, 0, size, 41);
+    tu_fill_pattern_range(&byte_pattern, p, 0, size, 41);
     size_t avail = usable(p);
     uintptr_t entry = entry_of(p);
     bytes = h->large_bytes;
@@ -559,7 +538,7 @@ static void test_failures(void)
         CHECK_EQ_SIZE(usable(p), avail);
         CHECK(h->large_bytes == bytes);
     }
-    CHECK(check_pattern(p, 0, size, 1, 41));
+    CHECK(tu_has_pattern_range(&byte_pattern, p, 0, size, 1, 41));
     large_free(p);
 }
 

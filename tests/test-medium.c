@@ -33,70 +33,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
 #include "objmem.h"
-
-#define KB ((size_t)1 << 10)
-#define MB ((size_t)1 << 20)
+#include "testutil.h"
 
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                  */
 /* ------------------------------------------------------------------------ */
 
-static uint64_t rng_state = 0x5851f42d4c957f2dULL;
-
-static uint64_t rng_next(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545f4914f6cdd1dULL;
-}
-
-static unsigned char pattern_byte(unsigned seed, size_t i)
-{
-    return (unsigned char)(seed * 151u + i * 13u + (i >> 9) + 5u);
-}
-
-static void fill_pattern(void *ptr, size_t size, unsigned seed)
-{
-    unsigned char *p = ptr;
-    for (size_t i = 0; i < size; i++)
-        p[i] = pattern_byte(seed, i);
-}
-
-static int has_pattern(const void *ptr, size_t size, unsigned seed)
-{
-    const unsigned char *p = ptr;
-    for (size_t i = 0; i < size; i++)
-        if (p[i] != pattern_byte(seed, i))
-            return 0;
-    return 1;
-}
-
-/* objmem.h: class_size(c) = (5 + c % 4) << (c / 4 + 7). */
-static size_t medium_class_bytes(size_t c)
-{
-    return (5 + c % 4) << (c / 4 + 7);
-}
-
-static om_heap_stats get_stats(const om_heap *h)
-{
-    om_heap_stats st;
-    memset(&st, 0xff, sizeof st);
-    CHECK(om_heap_get_stats(h, &st) == 0);
-    return st;
-}
-
-static void shuffle(void **items, size_t count)
-{
-    for (size_t i = count; i > 1; i--) {
-        size_t j = (size_t)(rng_next() % i);
-        void *t = items[i - 1];
-        items[i - 1] = items[j];
-        items[j] = t;
-    }
-}
+static tu_rng rng = {0x5851f42d4c957f2dULL};
+static const tu_pattern byte_pattern = {151, 13, 9, 5};
 
 /* ------------------------------------------------------------------------ */
 /* Classes and tier thresholds                                              */
@@ -117,7 +62,7 @@ static void check_one(om_heap *h, size_t size, tier expect_tier, size_t expect_u
     if (!p)
         return;
     size_t usable = om_usable_size(p);
-    om_heap_stats st = get_stats(h);
+    om_heap_stats st = tu_get_stats(h);
     tier seen = st.large_count == 1 ? TIER_LARGE
                 : st.medium_used_bytes != 0 ? TIER_MEDIUM
                                             : TIER_SMALL;
@@ -137,7 +82,7 @@ static void check_one(om_heap *h, size_t size, tier expect_tier, size_t expect_u
                    st.large_count == 1 && st.large_bytes == usable;
         break;
     }
-    int aligned = ((uintptr_t)p & (OM_ALIGNMENT - 1)) == 0;
+    int aligned = tu_is_aligned(p);
     if (!ok_usable || !ok_stats || seen != expect_tier || !aligned)
         fprintf(stderr, "  size %zu: usable %zu (expected %zu), tier %s (expected %s), %p\n",
                 size, usable, expect_usable, tier_names[seen], tier_names[expect_tier],
@@ -152,7 +97,7 @@ static void check_one(om_heap *h, size_t size, tier expect_tier, size_t expect_u
         p[size - 1] = 0x33;
     CHECK(p[0] == 0x11 && p[usable - 1] == (usable == size ? 0x33 : 0x22));
     om_mem_free(p);
-    st = get_stats(h);
+    st = tu_get_stats(h);
     CHECK_EQ_SIZE(st.small_used_bytes + st.medium_used_bytes + st.large_count, 0);
 }
 
@@ -162,12 +107,12 @@ static void test_class_boundaries(void)
     CHECK(h != NULL);
     if (!h)
         return;
-    CHECK_EQ_SIZE(medium_class_bytes(0), 640);
-    CHECK_EQ_SIZE(medium_class_bytes(OM_MEDIUM_CLASS_COUNT - 1), OM_MEDIUM_SIZE_MAX);
+    CHECK_EQ_SIZE(tu_medium_class_bytes(0), 640);
+    CHECK_EQ_SIZE(tu_medium_class_bytes(OM_MEDIUM_CLASS_COUNT - 1), OM_MEDIUM_SIZE_MAX);
 
     /* The tier thresholds. */
     check_one(h, OM_SMALL_SIZE_MAX, TIER_SMALL, OM_SMALL_SIZE_MAX);
-    check_one(h, OM_SMALL_SIZE_MAX + 1, TIER_MEDIUM, medium_class_bytes(0));
+    check_one(h, OM_SMALL_SIZE_MAX + 1, TIER_MEDIUM, tu_medium_class_bytes(0));
     check_one(h, OM_MEDIUM_SIZE_MAX, TIER_MEDIUM, OM_MEDIUM_SIZE_MAX);
     check_one(h, OM_MEDIUM_SIZE_MAX + 1, TIER_LARGE, 0);
     check_one(h, OM_MEDIUM_SIZE_MAX - 1, TIER_MEDIUM, OM_MEDIUM_SIZE_MAX);
@@ -178,12 +123,12 @@ static void test_class_boundaries(void)
      * above 1 KiB" would need eight per doubling: the formula is the
      * contract checked here. */
     for (size_t c = 0; c < OM_MEDIUM_CLASS_COUNT; c++) {
-        size_t cs = medium_class_bytes(c);
+        size_t cs = tu_medium_class_bytes(c);
         check_one(h, cs - 1, TIER_MEDIUM, cs);
         check_one(h, cs, TIER_MEDIUM, cs);
         if (c + 1 < OM_MEDIUM_CLASS_COUNT) {
-            check_one(h, cs + 1, TIER_MEDIUM, medium_class_bytes(c + 1));
-            size_t next = medium_class_bytes(c + 1);
+            check_one(h, cs + 1, TIER_MEDIUM, tu_medium_class_bytes(c + 1));
+            size_t next = tu_medium_class_bytes(c + 1);
             CHECK(next - cs <= cs / 4);
         } else {
             check_one(h, cs + 1, TIER_LARGE, 0);
@@ -193,11 +138,11 @@ static void test_class_boundaries(void)
     /* Every medium size in a sample: the smallest class that holds it. */
     size_t wrong = 0;
     for (size_t size = OM_SMALL_SIZE_MAX + 1; size <= OM_MEDIUM_SIZE_MAX;
-         size += 1 + (size_t)(rng_next() % (size / 8))) {
+         size += 1 + (size_t)(tu_rng_next(&rng) % (size / 8))) {
         size_t expect = 0;
         for (size_t c = 0; c < OM_MEDIUM_CLASS_COUNT && !expect; c++)
-            if (medium_class_bytes(c) >= size)
-                expect = medium_class_bytes(c);
+            if (tu_medium_class_bytes(c) >= size)
+                expect = tu_medium_class_bytes(c);
         void *p = om_heap_malloc(h, size);
         if (!p || om_usable_size(p) != expect) {
             wrong++;
@@ -215,24 +160,24 @@ static void test_class_boundaries(void)
     size_t n = 0;
     for (size_t c = 0; c < OM_MEDIUM_CLASS_COUNT; c++) {
         for (size_t k = 0; k < PER_CLASS; k++) {
-            size_t size = medium_class_bytes(c) - k * 16;
+            size_t size = tu_medium_class_bytes(c) - k * 16;
             unsigned char *p = k == 1 ? om_heap_calloc(h, 1, size) : om_heap_malloc(h, size);
             CHECK(p != NULL);
             if (!p)
                 continue;
-            CHECK(((uintptr_t)p & (OM_ALIGNMENT - 1)) == 0);
-            fill_pattern(p, om_usable_size(p), (unsigned)n);
+            CHECK(tu_is_aligned(p));
+            tu_fill_pattern(&byte_pattern, p, om_usable_size(p), (unsigned)n);
             blocks[n++] = p;
         }
     }
     size_t corrupt = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!has_pattern(blocks[i], om_usable_size(blocks[i]), (unsigned)i))
+        if (!tu_has_pattern(&byte_pattern, blocks[i], om_usable_size(blocks[i]), (unsigned)i))
             corrupt++;
         om_mem_free(blocks[i]);
     }
     CHECK_EQ_SIZE(corrupt, 0);
-    om_heap_stats st = get_stats(h);
+    om_heap_stats st = tu_get_stats(h);
     CHECK_EQ_SIZE(st.medium_used_bytes, 0);
     om_heap_delete(h);
 }
@@ -262,7 +207,7 @@ static void coalesce_case(const int order[3])
         trio[i] = om_heap_malloc(h, block);
         CHECK(trio[i] != NULL);
         if (trio[i])
-            fill_pattern(trio[i], block, (unsigned)i);
+            tu_fill_pattern(&byte_pattern, trio[i], block, (unsigned)i);
     }
     if (!trio[0] || !trio[1] || !trio[2]) {
         om_heap_delete(h);
@@ -278,7 +223,7 @@ static void coalesce_case(const int order[3])
      * still hold one, so that no free run of 192 KiB is left. */
     void *fill[32];
     size_t nfill = 0;
-    om_heap_stats st = get_stats(h);
+    om_heap_stats st = tu_get_stats(h);
     CHECK_EQ_SIZE(st.medium_arenas_current, 1);
     while (nfill < 32 && st.medium_free_bytes >= block) {
         fill[nfill] = om_heap_malloc(h, block);
@@ -286,7 +231,7 @@ static void coalesce_case(const int order[3])
         if (!fill[nfill])
             break;
         nfill++;
-        st = get_stats(h);
+        st = tu_get_stats(h);
     }
     CHECK_EQ_SIZE(st.medium_arenas_current, 1);
     CHECK(st.medium_free_bytes < block);
@@ -299,7 +244,7 @@ static void coalesce_case(const int order[3])
      * (and so coalesces) before it maps a new arena. */
     unsigned char *big = om_heap_malloc(h, joined);
     CHECK(big != NULL);
-    st = get_stats(h);
+    st = tu_get_stats(h);
     if (st.medium_arenas_allocated != arenas_before || big != trio[0])
         fprintf(stderr, "  coalesce order %d %d %d: %zu new arenas, block %p (run at %p)\n",
                 order[0], order[1], order[2], st.medium_arenas_allocated - arenas_before,
@@ -310,13 +255,13 @@ static void coalesce_case(const int order[3])
     CHECK(big == trio[0]);
     if (big) {
         CHECK(om_usable_size(big) >= joined);
-        fill_pattern(big, joined, 9);
-        CHECK(has_pattern(big, joined, 9));
+        tu_fill_pattern(&byte_pattern, big, joined, 9);
+        CHECK(tu_has_pattern(&byte_pattern, big, joined, 9));
     }
     om_mem_free(big);
     for (size_t i = 0; i < nfill; i++)
         om_mem_free(fill[i]);
-    st = get_stats(h);
+    st = tu_get_stats(h);
     CHECK_EQ_SIZE(st.medium_used_bytes, 0);
     CHECK(st.medium_arenas_current <= 1);
     om_heap_delete(h);
@@ -338,11 +283,11 @@ static void test_coalescing(void)
         return;
     void *blocks[400];
     size_t n = 0;
-    om_heap_stats st = get_stats(h);
+    om_heap_stats st = tu_get_stats(h);
     /* Fill one arena with mixed sizes while it has room for the largest. */
     while (n < 400) {
-        size_t size = OM_SMALL_SIZE_MAX + 1 + (size_t)(rng_next() % (16 * KB));
-        st = get_stats(h);
+        size_t size = OM_SMALL_SIZE_MAX + 1 + (size_t)(tu_rng_next(&rng) % (16 * KB));
+        st = tu_get_stats(h);
         if (st.medium_arenas_current == 1 && st.medium_free_bytes < 32 * KB)
             break;
         blocks[n] = om_heap_malloc(h, size);
@@ -351,12 +296,12 @@ static void test_coalescing(void)
             break;
         n++;
     }
-    st = get_stats(h);
+    st = tu_get_stats(h);
     CHECK_EQ_SIZE(st.medium_arenas_current, 1);
     size_t arenas_before = st.medium_arenas_allocated;
     /* Keep the first block (at the arena's start) so that the arena is not
      * retired, and free the rest in a scattered order. */
-    shuffle(blocks + 1, n - 1);
+    tu_shuffle(&rng, blocks + 1, n - 1);
     for (size_t i = 1; i < n; i++)
         om_mem_free(blocks[i]);
     /* The largest medium block fits in the joined free space. */
@@ -364,7 +309,7 @@ static void test_coalescing(void)
     void *big2 = om_heap_malloc(h, OM_MEDIUM_SIZE_MAX);
     void *big3 = om_heap_malloc(h, OM_MEDIUM_SIZE_MAX - 64 * KB);
     CHECK(big && big2 && big3);
-    st = get_stats(h);
+    st = tu_get_stats(h);
     CHECK_EQ_SIZE(st.medium_arenas_allocated, arenas_before);
     om_mem_free(big);
     om_mem_free(big2);
@@ -390,7 +335,7 @@ static void test_realloc_in_place(void)
         om_heap_delete(h);
         return;
     }
-    fill_pattern(p, 10000, 1);
+    tu_fill_pattern(&byte_pattern, p, 10000, 1);
     size_t grow_to[] = {12000, 30000, 100000, OM_MEDIUM_SIZE_MAX};
     size_t have = 10000;
     for (size_t i = 0; i < sizeof grow_to / sizeof grow_to[0]; i++) {
@@ -402,13 +347,13 @@ static void test_realloc_in_place(void)
             fprintf(stderr, "  realloc %zu -> %zu moved with free space after it\n", have,
                     grow_to[i]);
         CHECK(q == p);
-        CHECK(has_pattern(q, have, (unsigned)i + 1));
+        CHECK(tu_has_pattern(&byte_pattern, q, have, (unsigned)i + 1));
         CHECK(om_usable_size(q) >= grow_to[i]);
-        fill_pattern(q, grow_to[i], (unsigned)i + 2);
+        tu_fill_pattern(&byte_pattern, q, grow_to[i], (unsigned)i + 2);
         have = grow_to[i];
         p = q;
     }
-    om_heap_stats st = get_stats(h);
+    om_heap_stats st = tu_get_stats(h);
     CHECK_EQ_SIZE(st.medium_arenas_allocated, 1);
     CHECK_EQ_SIZE(st.medium_used_bytes, om_usable_size(p));
 
@@ -417,19 +362,19 @@ static void test_realloc_in_place(void)
     unsigned seed = (unsigned)(sizeof grow_to / sizeof grow_to[0]) + 1;
     size_t shrink_to[] = {200000, 50000, 3000, 600};
     for (size_t i = 0; i < sizeof shrink_to / sizeof shrink_to[0]; i++) {
-        size_t before = get_stats(h).medium_used_bytes;
+        size_t before = tu_get_stats(h).medium_used_bytes;
         unsigned char *q = om_heap_realloc(h, p, shrink_to[i]);
         CHECK(q != NULL);
         if (!q)
             break;
-        CHECK(has_pattern(q, shrink_to[i], seed));
+        CHECK(tu_has_pattern(&byte_pattern, q, shrink_to[i], seed));
         CHECK(om_usable_size(q) >= shrink_to[i]);
-        st = get_stats(h);
+        st = tu_get_stats(h);
         CHECK(st.medium_used_bytes <= before);
         CHECK_EQ_SIZE(st.medium_used_bytes, om_usable_size(q));
         p = q;
         have = shrink_to[i];
-        fill_pattern(p, have, ++seed);
+        tu_fill_pattern(&byte_pattern, p, have, ++seed);
     }
 
     /* A block with a live neighbour right after it still grows (by
@@ -438,16 +383,16 @@ static void test_realloc_in_place(void)
     unsigned char *b = om_heap_malloc(h, 4096);
     CHECK(a && b);
     if (a && b) {
-        fill_pattern(a, 4096, 77);
-        fill_pattern(b, 4096, 78);
+        tu_fill_pattern(&byte_pattern, a, 4096, 77);
+        tu_fill_pattern(&byte_pattern, b, 4096, 78);
         unsigned char *a2 = om_heap_realloc(h, a, 100000);
-        CHECK(a2 != NULL && has_pattern(a2, 4096, 77));
-        CHECK(has_pattern(b, 4096, 78));
+        CHECK(a2 != NULL && tu_has_pattern(&byte_pattern, a2, 4096, 77));
+        CHECK(tu_has_pattern(&byte_pattern, b, 4096, 78));
         om_mem_free(a2 ? a2 : a);
     }
     om_mem_free(b);
     om_mem_free(p);
-    st = get_stats(h);
+    st = tu_get_stats(h);
     CHECK_EQ_SIZE(st.medium_used_bytes, 0);
     om_heap_delete(h);
 }
@@ -483,8 +428,8 @@ static void test_aligned(void)
                 }
                 if (om_usable_size(p) < size)
                     small_usable++;
-                fill_pattern(p, size, ++seed);
-                if (!has_pattern(p, size, seed))
+                tu_fill_pattern(&byte_pattern, p, size, ++seed);
+                if (!tu_has_pattern(&byte_pattern, p, size, seed))
                     corrupt++;
                 if (which == 0)
                     om_mem_free(p);
@@ -503,30 +448,30 @@ static void test_aligned(void)
     unsigned char *live[LIVE];
     size_t live_size[LIVE];
     for (size_t i = 0; i < LIVE; i++) {
-        size_t alignment = (size_t)16 << (rng_next() % 13); /* 16 B … 64 KiB */
-        live_size[i] = 1 + (size_t)(rng_next() % (80 * KB));
+        size_t alignment = (size_t)16 << (tu_rng_next(&rng) % 13); /* 16 B … 64 KiB */
+        live_size[i] = 1 + (size_t)(tu_rng_next(&rng) % (80 * KB));
         live[i] = om_heap_aligned_alloc(h, alignment, live_size[i]);
         CHECK(live[i] != NULL && (uintptr_t)live[i] % alignment == 0);
         if (live[i])
-            fill_pattern(live[i], live_size[i], 1000 + (unsigned)i);
+            tu_fill_pattern(&byte_pattern, live[i], live_size[i], 1000 + (unsigned)i);
     }
     corrupt = 0;
     for (size_t i = 0; i < LIVE; i++) {
-        if (live[i] && !has_pattern(live[i], live_size[i], 1000 + (unsigned)i))
+        if (live[i] && !tu_has_pattern(&byte_pattern, live[i], live_size[i], 1000 + (unsigned)i))
             corrupt++;
         om_mem_free(live[i]);
     }
     CHECK_EQ_SIZE(corrupt, 0);
-    om_heap_stats st = get_stats(h);
+    om_heap_stats st = tu_get_stats(h);
     CHECK_EQ_SIZE(st.small_used_bytes + st.medium_used_bytes + st.large_count, 0);
 
     /* An aligned block can be reallocated like any other. */
     unsigned char *p = om_aligned_alloc(4096, 3000);
     CHECK(p != NULL);
     if (p) {
-        fill_pattern(p, 3000, 5);
+        tu_fill_pattern(&byte_pattern, p, 3000, 5);
         unsigned char *q = om_mem_realloc(p, 500000);
-        CHECK(q != NULL && has_pattern(q, 3000, 5));
+        CHECK(q != NULL && tu_has_pattern(&byte_pattern, q, 3000, 5));
         om_mem_free(q ? q : p);
     }
 
@@ -593,14 +538,6 @@ static void bad_child(void *arg)
     fputs("invalid pointer accepted\n", stderr);
 }
 
-static size_t count_occurrences(const char *text, const char *needle)
-{
-    size_t n = 0;
-    for (const char *at = strstr(text, needle); at != NULL; at = strstr(at + 1, needle))
-        n++;
-    return n;
-}
-
 static void expect_fatal(const bad_case *bc)
 {
     char err[4096];
@@ -611,7 +548,7 @@ static void expect_fatal(const bad_case *bc)
     int named = strstr(err, bc->function) != NULL;
     int addressed = strstr(err, address) != NULL;
     int finding = bc->finding == NULL || strstr(err, bc->finding) != NULL;
-    int once = count_occurrences(err, "fatal error") == 1;
+    int once = tu_count_occurrences(err, "fatal error") == 1;
     if (!aborted || !named || !addressed || !finding || !once)
         fprintf(stderr, "  %s: status 0x%x, expected %s, %s, '%s'; stderr:\n%s\n", bc->what,
                 (unsigned)status, bc->function, address, bc->finding ? bc->finding : "",
@@ -684,8 +621,9 @@ static void caches_case(free_order order, size_t total)
     size_t n = 0, sum = 0, failed = 0;
     while (sum < total && n < cap) {
         /* Mostly smaller classes, some up to the limit. */
-        size_t limit = rng_next() % 8 == 0 ? OM_MEDIUM_SIZE_MAX : 16 * KB;
-        size_t size = OM_SMALL_SIZE_MAX + 1 + (size_t)(rng_next() % (limit - OM_SMALL_SIZE_MAX));
+        size_t limit = tu_rng_next(&rng) % 8 == 0 ? OM_MEDIUM_SIZE_MAX : 16 * KB;
+        size_t size =
+            OM_SMALL_SIZE_MAX + 1 + (size_t)(tu_rng_next(&rng) % (limit - OM_SMALL_SIZE_MAX));
         void *p = om_heap_malloc(h, size);
         if (!p) {
             failed++;
@@ -697,14 +635,14 @@ static void caches_case(free_order order, size_t total)
         sum += size;
     }
     CHECK_EQ_SIZE(failed, 0);
-    om_heap_stats st = get_stats(h);
+    om_heap_stats st = tu_get_stats(h);
     size_t peak = st.medium_arenas_current;
     CHECK(peak * OM_ARENA_SIZE >= total);
     if (order == ORDER_SHUFFLED)
-        shuffle(blocks, n);
+        tu_shuffle(&rng, blocks, n);
     for (size_t i = 0; i < n; i++)
         om_mem_free(blocks[order == ORDER_BACKWARD ? n - 1 - i : i]);
-    st = get_stats(h);
+    st = tu_get_stats(h);
     printf("caches (%s free order): %zu blocks, %zu MB, %zu medium arenas at the peak, "
            "%zu after freeing all, %zu KB cached\n",
            order == ORDER_SHUFFLED ? "shuffled" : order == ORDER_FORWARD ? "forward" : "backward",
@@ -717,7 +655,7 @@ static void caches_case(free_order order, size_t total)
     CHECK_EQ_SIZE(st.medium_arenas_current, st.medium_arenas_allocated - st.medium_arenas_freed);
 
     size_t trimmed = om_heap_trim(h);
-    st = get_stats(h);
+    st = tu_get_stats(h);
     CHECK_EQ_SIZE(st.medium_arenas_current, 0);
     CHECK_EQ_SIZE(st.medium_cached_bytes, 0);
     CHECK_EQ_SIZE(st.medium_free_bytes, 0);
@@ -745,7 +683,7 @@ static void test_caches(void)
         return;
     void *keep = om_heap_malloc(h, 1000);
     for (size_t c = 0; c < OM_MEDIUM_CLASS_COUNT; c++) {
-        size_t cs = medium_class_bytes(c);
+        size_t cs = tu_medium_class_bytes(c);
         size_t count = 700 * KB / cs;
         void *blocks[1200];
         if (count > 1200)
@@ -755,12 +693,12 @@ static void test_caches(void)
         for (size_t i = 0; i < count; i++)
             om_mem_free(blocks[i]);
     }
-    om_heap_stats st = get_stats(h);
+    om_heap_stats st = tu_get_stats(h);
     CHECK_EQ_SIZE(st.medium_arenas_allocated, 1);
     CHECK_EQ_SIZE(st.medium_used_bytes, 1024);
     om_mem_free(keep);
     om_heap_trim(h);
-    st = get_stats(h);
+    st = tu_get_stats(h);
     CHECK_EQ_SIZE(st.medium_arenas_current, 0);
     CHECK_EQ_SIZE(st.medium_cached_bytes, 0);
     om_heap_delete(h);

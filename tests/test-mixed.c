@@ -36,11 +36,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "check.h"
 #include "objmem.h"
+#include "testutil.h"
 
-#define KB ((size_t)1 << 10)
-#define MB ((size_t)1 << 20)
 #define MAX_SLOTS 40000
 #define LARGE_MAX (4 * MB)
 #define DENSE_MAX (64 * KB)  /* blocks up to this size carry a full pattern */
@@ -55,19 +53,11 @@ typedef struct slot {
 
 static slot slots[MAX_SLOTS];
 static om_heap *private_heap;
-static uint64_t rng_state;
+static tu_rng rng; /* seeded in main */
 static uint32_t generation;
 static unsigned long long op_index;
 static size_t errors_reported, corrupt_blocks, alloc_failures, bad_blocks;
 static size_t count_small, count_medium, count_large, count_aligned, count_boundary;
-
-static uint64_t rng_next(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545f4914f6cdd1dULL;
-}
 
 static void report(const char *what, size_t index, size_t value)
 {
@@ -150,22 +140,6 @@ static void verify_slot(size_t index, size_t keep)
 
 /* ---- Sizes ------------------------------------------------------------------- */
 
-static size_t medium_class_bytes(size_t c)
-{
-    return (5 + c % 4) << (c / 4 + 7);
-}
-
-/* The usable size a fresh unaligned block gets, or 0 for large. */
-static size_t expected_usable(size_t size)
-{
-    if (size <= OM_SMALL_SIZE_MAX)
-        return size ? (size + OM_ALIGNMENT - 1) / OM_ALIGNMENT * OM_ALIGNMENT : OM_ALIGNMENT;
-    for (size_t c = 0; c < OM_MEDIUM_CLASS_COUNT; c++)
-        if (medium_class_bytes(c) >= size)
-            return medium_class_bytes(c);
-    return 0;
-}
-
 static size_t log_uniform(size_t lo, size_t hi)
 {
     /* lo * 2^(u * log2(hi / lo)), in integer steps: an exponent, then a
@@ -173,22 +147,22 @@ static size_t log_uniform(size_t lo, size_t hi)
     size_t span_bits = 0;
     while ((lo << (span_bits + 1)) <= hi)
         span_bits++;
-    size_t e = (size_t)(rng_next() % (span_bits + 1));
+    size_t e = (size_t)(tu_rng_next(&rng) % (span_bits + 1));
     size_t base = lo << e;
     size_t top = base * 2 < hi ? base * 2 : hi;
-    return base + (size_t)(rng_next() % (top - base + 1));
+    return base + (size_t)(tu_rng_next(&rng) % (top - base + 1));
 }
 
 static size_t random_size(void)
 {
-    unsigned pick = (unsigned)(rng_next() % 1000);
+    unsigned pick = (unsigned)(tu_rng_next(&rng) % 1000);
     if (pick < 780) {
         count_small++;
         if (pick < 20)
             return 0;
         if (pick < 400)
-            return 1 + (size_t)(rng_next() % 64);
-        return 1 + (size_t)(rng_next() % OM_SMALL_SIZE_MAX);
+            return 1 + (size_t)(tu_rng_next(&rng) % 64);
+        return 1 + (size_t)(tu_rng_next(&rng) % OM_SMALL_SIZE_MAX);
     }
     if (pick < 965) {
         count_medium++;
@@ -199,18 +173,18 @@ static size_t random_size(void)
     if (pick < 995) {
         /* The boundaries: 512/513, a medium class size ± 1, 256 KiB ± 1. */
         count_boundary++;
-        size_t c = (size_t)(rng_next() % OM_MEDIUM_CLASS_COUNT);
-        switch (rng_next() % 6) {
+        size_t c = (size_t)(tu_rng_next(&rng) % OM_MEDIUM_CLASS_COUNT);
+        switch (tu_rng_next(&rng) % 6) {
         case 0:
-            return OM_SMALL_SIZE_MAX + (size_t)(rng_next() % 2);
+            return OM_SMALL_SIZE_MAX + (size_t)(tu_rng_next(&rng) % 2);
         case 1:
-            return medium_class_bytes(c) - 1;
+            return tu_medium_class_bytes(c) - 1;
         case 2:
-            return medium_class_bytes(c);
+            return tu_medium_class_bytes(c);
         case 3:
-            return medium_class_bytes(c) + 1;
+            return tu_medium_class_bytes(c) + 1;
         default:
-            return OM_MEDIUM_SIZE_MAX + (size_t)(rng_next() % 2);
+            return OM_MEDIUM_SIZE_MAX + (size_t)(tu_rng_next(&rng) % 2);
         }
     }
     count_large++;
@@ -218,14 +192,6 @@ static size_t random_size(void)
 }
 
 /* ---- Operations -------------------------------------------------------------- */
-
-static int all_zero(const unsigned char *p, size_t size)
-{
-    for (size_t i = 0; i < size; i++)
-        if (p[i])
-            return 0;
-    return 1;
-}
 
 static void check_new_block(size_t index, const unsigned char *p, size_t size,
                             size_t alignment, int exact)
@@ -235,7 +201,7 @@ static void check_new_block(size_t index, const unsigned char *p, size_t size,
         report("misaligned block", index, (size_t)(uintptr_t)p);
     }
     size_t usable = om_usable_size(p);
-    size_t expect = exact ? expected_usable(size) : 0;
+    size_t expect = exact ? tu_fresh_usable(size) : 0;
     if (usable < size || (expect != 0 && usable != expect)) {
         bad_blocks++;
         report("wrong usable size", index, usable);
@@ -246,9 +212,9 @@ static void do_alloc(size_t index)
 {
     slot *s = &slots[index];
     size_t size = random_size();
-    uint8_t heap = (uint8_t)(rng_next() & 1);
+    uint8_t heap = (uint8_t)(tu_rng_next(&rng) & 1);
     om_heap *h = heap ? private_heap : NULL;
-    unsigned kind = (unsigned)(rng_next() % 20);
+    unsigned kind = (unsigned)(tu_rng_next(&rng) % 20);
     size_t alignment = OM_ALIGNMENT;
     int exact = 1;
     unsigned char *p;
@@ -259,7 +225,7 @@ static void do_alloc(size_t index)
         p = heap ? om_heap_calloc(h, count, size / count)
             : (kind & 1) ? om_obj_calloc(count, size / count)
                          : om_mem_calloc(count, size / count);
-        if (p && !all_zero(p, size)) {
+        if (p && !tu_is_zero(p, size)) {
             corrupt_blocks++;
             report("calloc block not zeroed", index, size);
         }
@@ -267,7 +233,7 @@ static void do_alloc(size_t index)
         p = heap ? om_heap_realloc(h, NULL, size) : om_mem_realloc(NULL, size);
     } else {
         count_aligned++;
-        unsigned shift = (unsigned)(rng_next() % 100);
+        unsigned shift = (unsigned)(tu_rng_next(&rng) % 100);
         /* 16 B … 64 KiB mostly, up to 1 MiB sometimes. */
         alignment = (size_t)16 << (shift < 95 ? shift % 13 : 13 + shift % 4);
         p = heap ? om_heap_aligned_alloc(h, alignment, size) : om_aligned_alloc(alignment, size);
@@ -290,7 +256,7 @@ static void do_free(size_t index)
 {
     slot *s = &slots[index];
     verify_slot(index, s->size);
-    if (rng_next() & 1)
+    if (tu_rng_next(&rng) & 1)
         om_obj_free(s->ptr);
     else
         om_mem_free(s->ptr);
@@ -302,9 +268,9 @@ static void do_realloc(size_t index)
     slot *s = &slots[index];
     size_t size = random_size();
     if (size == 0)
-        size = 1 + (size_t)(rng_next() % 8);
+        size = 1 + (size_t)(tu_rng_next(&rng) % 8);
     verify_slot(index, s->size);
-    unsigned which = (unsigned)(rng_next() % 4);
+    unsigned which = (unsigned)(tu_rng_next(&rng) % 4);
     unsigned char *p;
     uint8_t heap = s->heap;
     switch (which) {
@@ -371,7 +337,7 @@ int main(int argc, char **argv)
         seed = strtoull(argv[1], NULL, 0);
     if (argc > 2)
         ops = strtoull(argv[2], NULL, 0);
-    rng_state = seed ? seed : 1;
+    rng.state = seed ? seed : 1;
     printf("test-mixed: seed 0x%llx, %llu operations\n", (unsigned long long)seed, ops);
     private_heap = om_heap_new();
     CHECK(private_heap != NULL);
@@ -393,16 +359,16 @@ int main(int argc, char **argv)
             om_heap_get_stats(private_heap, &p);
             if (d.medium_arenas_current + p.medium_arenas_current > peak_medium_arenas)
                 peak_medium_arenas = d.medium_arenas_current + p.medium_arenas_current;
-            size_t next = limits[rng_next() % (sizeof limits / sizeof limits[0])];
+            size_t next = limits[tu_rng_next(&rng) % (sizeof limits / sizeof limits[0])];
             for (size_t i = next; i < limit; i++)
                 if (slots[i].ptr)
                     do_free(i);
             limit = next;
         }
-        size_t index = (size_t)(rng_next() % limit);
+        size_t index = (size_t)(tu_rng_next(&rng) % limit);
         if (!slots[index].ptr)
             do_alloc(index);
-        else if (rng_next() % 3 != 0)
+        else if (tu_rng_next(&rng) % 3 != 0)
             do_free(index);
         else
             do_realloc(index);

@@ -26,8 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
 #include "objmem.h"
+#include "testutil.h"
 
 /* ------------------------------------------------------------------------ */
 /* A domain as a table of functions, so that every check runs for each.     */
@@ -59,20 +59,15 @@ static void *heap_realloc(void *ptr, size_t size)
     return om_heap_realloc(private_heap, ptr, size);
 }
 
-static void *mem_malloc(size_t size) { return om_mem_malloc(size); }
-static void *mem_calloc(size_t count, size_t size) { return om_mem_calloc(count, size); }
-static void *mem_realloc(void *ptr, size_t size) { return om_mem_realloc(ptr, size); }
-static void *obj_malloc(size_t size) { return om_obj_malloc(size); }
-static void *obj_calloc(size_t count, size_t size) { return om_obj_calloc(count, size); }
-static void *obj_realloc(void *ptr, size_t size) { return om_obj_realloc(ptr, size); }
-
 enum { DOMAIN_COUNT = 3 };
 static test_domain domains[DOMAIN_COUNT];
 
 static void domains_init(void)
 {
-    domains[0] = (test_domain){"mem", mem_malloc, mem_calloc, mem_realloc, om_mem_free, NULL};
-    domains[1] = (test_domain){"obj", obj_malloc, obj_calloc, obj_realloc, om_obj_free, NULL};
+    domains[0] = (test_domain){"mem", tu_mem_malloc, tu_mem_calloc, tu_mem_realloc, om_mem_free,
+                               NULL};
+    domains[1] = (test_domain){"obj", tu_obj_malloc, tu_obj_calloc, tu_obj_realloc, om_obj_free,
+                               NULL};
     domains[2] = (test_domain){"heap", heap_malloc, heap_calloc, heap_realloc, om_mem_free,
                                private_heap};
 }
@@ -81,97 +76,16 @@ static void domains_init(void)
 /* Helpers                                                                  */
 /* ------------------------------------------------------------------------ */
 
-/* Deterministic xorshift64*, so that failures repeat. */
-static uint64_t rng_state = 0x9e3779b97f4a7c15u;
-
-static uint64_t rng_next(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545f4914f6cdd1dULL;
-}
-
-static unsigned char pattern_byte(unsigned seed, size_t i)
-{
-    return (unsigned char)(seed * 131u + i * 7u + (i >> 8) + 1u);
-}
-
-static void fill_pattern(void *ptr, size_t size, unsigned seed)
-{
-    unsigned char *p = ptr;
-    for (size_t i = 0; i < size; i++)
-        p[i] = pattern_byte(seed, i);
-}
-
-static int has_pattern(const void *ptr, size_t size, unsigned seed)
-{
-    const unsigned char *p = ptr;
-    for (size_t i = 0; i < size; i++)
-        if (p[i] != pattern_byte(seed, i))
-            return 0;
-    return 1;
-}
-
-static int is_zero(const void *ptr, size_t size)
-{
-    const unsigned char *p = ptr;
-    for (size_t i = 0; i < size; i++)
-        if (p[i] != 0)
-            return 0;
-    return 1;
-}
-
-static int is_aligned(const void *ptr)
-{
-    return ((uintptr_t)ptr & (OM_ALIGNMENT - 1)) == 0;
-}
-
-/* Class size of a small request of 1..OM_SMALL_SIZE_MAX bytes. */
-static size_t class_size(size_t size)
-{
-    return (size + OM_ALIGNMENT - 1) / OM_ALIGNMENT * OM_ALIGNMENT;
-}
-
-/* Size of medium class c (objmem.h: 640 B … 256 KiB, four per doubling). */
-static size_t medium_class_bytes(size_t c)
-{
-    return (5 + c % 4) << (c / 4 + 7);
-}
-
-/* The medium class a request of 513 … OM_MEDIUM_SIZE_MAX bytes gets. */
-static size_t medium_class_size(size_t size)
-{
-    for (size_t c = 0; c < OM_MEDIUM_CLASS_COUNT; c++)
-        if (medium_class_bytes(c) >= size)
-            return medium_class_bytes(c);
-    return 0;
-}
+static tu_rng rng = {0x9e3779b97f4a7c15u};
+static const tu_pattern byte_pattern = {131, 7, 8, 1};
 
 /* 1 if n is the size of a medium class. */
 static int is_medium_class(size_t n)
 {
     for (size_t c = 0; c < OM_MEDIUM_CLASS_COUNT; c++)
-        if (medium_class_bytes(c) == n)
+        if (tu_medium_class_bytes(c) == n)
             return 1;
     return 0;
-}
-
-/* The usable size a fresh block of `size` bytes has, or 0 for a large
- * request (whose usable size is only bounded below). */
-static size_t fresh_usable(size_t size)
-{
-    if (size <= OM_SMALL_SIZE_MAX)
-        return class_size(size ? size : 1);
-    if (size <= OM_MEDIUM_SIZE_MAX)
-        return medium_class_size(size);
-    return 0;
-}
-
-/* Class index of a small request of 1..OM_SMALL_SIZE_MAX bytes. */
-static size_t class_index(size_t size)
-{
-    return (size - 1) / OM_ALIGNMENT;
 }
 
 /* Sizes that a compiler must not see as constants (alloc_size warnings). */
@@ -233,14 +147,6 @@ static void check_stats_consistent(const om_heap_stats *st)
     CHECK(st->pools_used + st->pools_free <= st->arenas_current * (OM_ARENA_SIZE / OM_POOL_SIZE));
 }
 
-static om_heap_stats get_stats(const om_heap *h)
-{
-    om_heap_stats st;
-    memset(&st, 0xff, sizeof st);
-    CHECK(om_heap_get_stats(h, &st) == 0);
-    return st;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Tests                                                                    */
 /* ------------------------------------------------------------------------ */
@@ -262,23 +168,23 @@ static void test_boundaries(const test_domain *d)
             spans[i] = (span){0, 0};
             continue;
         }
-        CHECK(is_aligned(p));
+        CHECK(tu_is_aligned(p));
         size_t usable = om_usable_size(p);
         CHECK(usable >= size);
         /* design-pool.md: a request of 0 bytes gets a 16-byte block; a
          * medium request its medium class; a large one at least its size. */
-        if (fresh_usable(size) != 0) {
-            if (usable != fresh_usable(size))
+        if (tu_fresh_usable(size) != 0) {
+            if (usable != tu_fresh_usable(size))
                 fprintf(stderr, "  domain %s, size %zu:\n", d->name, size);
-            CHECK_EQ_SIZE(usable, fresh_usable(size));
+            CHECK_EQ_SIZE(usable, tu_fresh_usable(size));
         }
         /* The whole usable part is writable. */
-        fill_pattern(p, usable, (unsigned)i);
+        tu_fill_pattern(&byte_pattern, p, usable, (unsigned)i);
         spans[i] = (span){(uintptr_t)p, (uintptr_t)p + usable};
     }
     for (size_t i = 0; i < N; i++)
         if (blocks[i])
-            CHECK(has_pattern(blocks[i], om_usable_size(blocks[i]), (unsigned)i));
+            CHECK(tu_has_pattern(&byte_pattern, blocks[i], om_usable_size(blocks[i]), (unsigned)i));
     CHECK(spans_disjoint(spans, N));
     for (size_t i = 0; i < N; i++)
         d->free_fn(blocks[i]);
@@ -298,18 +204,18 @@ static void test_every_small_size(void)
         if (!p)
             continue;
         size_t usable = om_usable_size(p);
-        if (usable != class_size(size)) {
+        if (usable != tu_small_class_size(size)) {
             fprintf(stderr, "  size %zu:\n", size);
-            CHECK_EQ_SIZE(usable, class_size(size));
+            CHECK_EQ_SIZE(usable, tu_small_class_size(size));
         }
         if (size % 16 == 1 || size % 16 == 0) {
-            om_heap_stats st = get_stats(h);
-            CHECK_EQ_SIZE(st.classes[class_index(size)].used_blocks, 1);
-            CHECK_EQ_SIZE(st.small_used_bytes, class_size(size));
+            om_heap_stats st = tu_get_stats(h);
+            CHECK_EQ_SIZE(st.classes[tu_small_class_index(size)].used_blocks, 1);
+            CHECK_EQ_SIZE(st.small_used_bytes, tu_small_class_size(size));
         }
         om_mem_free(p);
     }
-    om_heap_stats st = get_stats(h);
+    om_heap_stats st = tu_get_stats(h);
     CHECK_EQ_SIZE(st.small_used_bytes, 0);
     check_stats_consistent(&st);
     om_heap_delete(h);
@@ -328,7 +234,7 @@ static void test_alignment_and_disjoint(const test_domain *d)
     }
     size_t misaligned = 0, failed = 0, small_wrong = 0;
     for (size_t i = 0; i < COUNT; i++) {
-        size_t size = (size_t)(rng_next() % 601);
+        size_t size = (size_t)(tu_rng_next(&rng) % 601);
         void *p = d->malloc_fn(size);
         blocks[i] = p;
         if (!p) {
@@ -336,10 +242,10 @@ static void test_alignment_and_disjoint(const test_domain *d)
             spans[i] = (span){0, 0};
             continue;
         }
-        if (!is_aligned(p))
+        if (!tu_is_aligned(p))
             misaligned++;
         size_t usable = om_usable_size(p);
-        if (usable < size || (size >= 1 && usable != fresh_usable(size)))
+        if (usable < size || (size >= 1 && usable != tu_fresh_usable(size)))
             small_wrong++;
         /* A zero-sized block is still unique: give it one byte of span. */
         spans[i] = (span){(uintptr_t)p, (uintptr_t)p + (size ? size : 1)};
@@ -373,7 +279,7 @@ static void test_malloc_zero(const test_domain *d)
     CHECK(spans_disjoint(spans, COUNT));
     size_t misaligned = 0, wrong_usable = 0;
     for (size_t i = 0; i < COUNT; i++) {
-        if (!is_aligned(blocks[i]))
+        if (!tu_is_aligned(blocks[i]))
             misaligned++;
         if (blocks[i] && om_usable_size(blocks[i]) != OM_ALIGNMENT)
             wrong_usable++;
@@ -413,9 +319,9 @@ static void test_calloc(const test_domain *d)
                 blocks[r] = NULL;
                 continue;
             }
-            CHECK(is_aligned(p));
+            CHECK(tu_is_aligned(p));
             CHECK(om_usable_size(p) >= size);
-            if (!is_zero(p, size))
+            if (!tu_is_zero(p, size))
                 dirty++;
             blocks[r] = p;
         }
@@ -428,12 +334,12 @@ static void test_calloc(const test_domain *d)
     }
     /* count * size split several ways. */
     void *p = d->calloc_fn(7, 9);
-    CHECK(p && is_zero(p, 63) && om_usable_size(p) >= 63);
+    CHECK(p && tu_is_zero(p, 63) && om_usable_size(p) >= 63);
     if (p)
         memset(p, 0xff, 63);
     d->free_fn(p);
     p = d->calloc_fn(32, 16);
-    CHECK(p && is_zero(p, 512) && om_usable_size(p) == 512);
+    CHECK(p && tu_is_zero(p, 512) && om_usable_size(p) == 512);
     d->free_fn(p);
 
     /* Overflow of count * size. */
@@ -498,14 +404,14 @@ static void test_too_large(const test_domain *d)
             CHECK(old != NULL);
             if (!old)
                 continue;
-            fill_pattern(old, old_sizes[k], 77);
+            tu_fill_pattern(&byte_pattern, old, old_sizes[k], 77);
             om_clear_error();
             errno = 0;
             void *res = d->realloc_fn(old, too_large[i]);
             CHECK(res == NULL);
             CHECK(om_last_error() == OM_ENOMEM);
             CHECK(errno == ENOMEM);
-            CHECK(has_pattern(old, old_sizes[k], 77));
+            CHECK(tu_has_pattern(&byte_pattern, old, old_sizes[k], 77));
             CHECK(om_usable_size(old) >= old_sizes[k]);
             d->free_fn(res == NULL ? old : res);
         }
@@ -525,8 +431,8 @@ static void test_realloc(const test_domain *d)
     CHECK(p != NULL);
     if (!p)
         return;
-    CHECK(is_aligned(p));
-    fill_pattern(p, steps[0], 0);
+    CHECK(tu_is_aligned(p));
+    tu_fill_pattern(&byte_pattern, p, steps[0], 0);
     size_t prev = steps[0];
     for (size_t i = 1; i < N; i++) {
         size_t size = steps[i];
@@ -534,9 +440,9 @@ static void test_realloc(const test_domain *d)
         CHECK(q != NULL);
         if (!q)
             break;
-        CHECK(is_aligned(q));
+        CHECK(tu_is_aligned(q));
         size_t keep = prev < size ? prev : size;
-        if (!has_pattern(q, keep, (unsigned)(i - 1))) {
+        if (!tu_has_pattern(&byte_pattern, q, keep, (unsigned)(i - 1))) {
             fprintf(stderr, "  domain %s realloc %zu -> %zu lost contents\n", d->name, prev,
                     size);
             CHECK(0);
@@ -544,14 +450,14 @@ static void test_realloc(const test_domain *d)
         size_t usable = om_usable_size(q);
         CHECK(usable >= size);
         if (size <= OM_SMALL_SIZE_MAX)
-            CHECK_EQ_SIZE(usable, class_size(size));
+            CHECK_EQ_SIZE(usable, tu_small_class_size(size));
         else if (size <= OM_MEDIUM_SIZE_MAX)
             /* It may have stayed in place in a larger class; it is a
              * medium block either way. */
             CHECK(is_medium_class(usable));
         else
             CHECK(usable > OM_MEDIUM_SIZE_MAX);
-        fill_pattern(q, size, (unsigned)i);
+        tu_fill_pattern(&byte_pattern, q, size, (unsigned)i);
         p = q;
         prev = size;
     }
@@ -567,12 +473,12 @@ static void test_realloc(const test_domain *d)
             CHECK(blk != NULL);
             if (!blk)
                 continue;
-            fill_pattern(blk, bs, 5);
+            tu_fill_pattern(&byte_pattern, blk, bs, 5);
             void *q = d->realloc_fn(blk, size);
             if (q != blk)
                 fprintf(stderr, "  domain %s realloc %zu -> %zu moved\n", d->name, bs, size);
             CHECK(q == blk);
-            CHECK(q && has_pattern(q, size, 5));
+            CHECK(q && tu_has_pattern(&byte_pattern, q, size, 5));
             d->free_fn(q ? q : blk);
         }
         if (bs > 16) {
@@ -583,7 +489,7 @@ static void test_realloc(const test_domain *d)
                 continue;
             void *q = d->realloc_fn(blk, bs / 2);
             CHECK(q != NULL);
-            CHECK_EQ_SIZE(om_usable_size(q), class_size(bs / 2));
+            CHECK_EQ_SIZE(om_usable_size(q), tu_small_class_size(bs / 2));
             d->free_fn(q ? q : blk);
         }
     }
@@ -592,9 +498,9 @@ static void test_realloc(const test_domain *d)
     p = d->malloc_fn(20);
     CHECK(p != NULL);
     if (p) {
-        fill_pattern(p, 20, 9);
+        tu_fill_pattern(&byte_pattern, p, 20, 9);
         void *q = d->realloc_fn(p, 30);
-        CHECK(q != NULL && has_pattern(q, 20, 9));
+        CHECK(q != NULL && tu_has_pattern(&byte_pattern, q, 20, 9));
         d->free_fn(q ? q : p);
     }
 
@@ -604,20 +510,20 @@ static void test_realloc(const test_domain *d)
     size_t sizes[LIVE];
     unsigned seeds[LIVE];
     for (size_t i = 0; i < LIVE; i++) {
-        sizes[i] = (size_t)(rng_next() % 700);
+        sizes[i] = (size_t)(tu_rng_next(&rng) % 700);
         seeds[i] = (unsigned)i;
         blocks[i] = d->malloc_fn(sizes[i]);
         CHECK(blocks[i] != NULL);
         if (blocks[i])
-            fill_pattern(blocks[i], sizes[i], seeds[i]);
+            tu_fill_pattern(&byte_pattern, blocks[i], sizes[i], seeds[i]);
     }
     size_t bad = 0;
     for (size_t round = 0; round < 20; round++) {
         for (size_t i = 0; i < LIVE; i++) {
             if (!blocks[i])
                 continue;
-            size_t size = (size_t)(rng_next() % 700);
-            if (!has_pattern(blocks[i], sizes[i], seeds[i]))
+            size_t size = (size_t)(tu_rng_next(&rng) % 700);
+            if (!tu_has_pattern(&byte_pattern, blocks[i], sizes[i], seeds[i]))
                 bad++;
             void *q = d->realloc_fn(blocks[i], size);
             if (!q) {
@@ -625,18 +531,18 @@ static void test_realloc(const test_domain *d)
                 continue;
             }
             size_t keep = sizes[i] < size ? sizes[i] : size;
-            if (!has_pattern(q, keep, seeds[i]))
+            if (!tu_has_pattern(&byte_pattern, q, keep, seeds[i]))
                 bad++;
             blocks[i] = q;
             sizes[i] = size;
             seeds[i] += LIVE;
-            fill_pattern(q, size, seeds[i]);
+            tu_fill_pattern(&byte_pattern, q, size, seeds[i]);
         }
     }
     CHECK_EQ_SIZE(bad, 0);
     for (size_t i = 0; i < LIVE; i++) {
         if (blocks[i])
-            CHECK(has_pattern(blocks[i], sizes[i], seeds[i]));
+            CHECK(tu_has_pattern(&byte_pattern, blocks[i], sizes[i], seeds[i]));
         d->free_fn(blocks[i]);
     }
 }
@@ -659,7 +565,7 @@ static void test_class_stats(void)
     CHECK(h != NULL);
     if (!h)
         return;
-    om_heap_stats st = get_stats(h);
+    om_heap_stats st = tu_get_stats(h);
     check_stats_consistent(&st);
     /* api.md: a new heap maps no memory until its first allocation. */
     CHECK_EQ_SIZE(st.arenas_current, 0);
@@ -693,7 +599,7 @@ static void test_class_stats(void)
             CHECK(blocks[i] != NULL);
         }
         used_total += k * bs;
-        st = get_stats(h);
+        st = tu_get_stats(h);
         check_stats_consistent(&st);
         const om_size_class_stats *cs = &st.classes[c];
         CHECK_EQ_SIZE(cs->block_size, bs);
@@ -726,12 +632,12 @@ static void test_class_stats(void)
             keep[c][i] = NULL;
             freed++;
         }
-        st = get_stats(h);
+        st = tu_get_stats(h);
         CHECK_EQ_SIZE(st.classes[c].used_blocks, keep_count[c] - freed);
         CHECK_EQ_SIZE(st.classes[c].used_bytes,
                       (keep_count[c] - freed) * st.classes[c].block_size);
     }
-    st = get_stats(h);
+    st = tu_get_stats(h);
     check_stats_consistent(&st);
 
     /* Free the rest: every class empty, at most one warm pool kept each. */
@@ -740,7 +646,7 @@ static void test_class_stats(void)
             om_mem_free(keep[c][i]);
         free(keep[c]);
     }
-    st = get_stats(h);
+    st = tu_get_stats(h);
     check_stats_consistent(&st);
     for (size_t c = 0; c < OM_SMALL_CLASS_COUNT; c++) {
         CHECK_EQ_SIZE(st.classes[c].used_blocks, 0);
@@ -755,18 +661,18 @@ static void test_class_stats(void)
     void *big = om_heap_malloc(h, 10000);
     void *huge = om_heap_malloc(h, 300000);
     CHECK(big != NULL && huge != NULL);
-    om_heap_stats st2 = get_stats(h);
+    om_heap_stats st2 = tu_get_stats(h);
     CHECK_EQ_SIZE(st2.small_used_bytes, 0);
     for (size_t c = 0; c < OM_SMALL_CLASS_COUNT; c++)
         CHECK_EQ_SIZE(st2.classes[c].used_blocks, 0);
-    CHECK_EQ_SIZE(st2.medium_used_bytes, medium_class_size(10000));
+    CHECK_EQ_SIZE(st2.medium_used_bytes, tu_medium_class_size(10000));
     CHECK_EQ_SIZE(st2.medium_arenas_current, 1);
     CHECK_EQ_SIZE(st2.large_count, 1);
     CHECK(st2.large_bytes >= 300000);
     CHECK_EQ_SIZE(st2.arenas_current, st.arenas_current);
     om_mem_free(big);
     om_mem_free(huge);
-    st2 = get_stats(h);
+    st2 = tu_get_stats(h);
     CHECK_EQ_SIZE(st2.medium_used_bytes, 0);
     CHECK_EQ_SIZE(st2.large_count, 0);
     CHECK_EQ_SIZE(st2.large_bytes, 0);
@@ -781,7 +687,7 @@ static void test_class_stats(void)
     CHECK(trimmed > 0);
     CHECK_EQ_SIZE(trimmed % OM_ARENA_SIZE, 0);
     CHECK_EQ_SIZE(trimmed, mapped_before);
-    st = get_stats(h);
+    st = tu_get_stats(h);
     check_stats_consistent(&st);
     CHECK_EQ_SIZE(st.arenas_current, 0);
     CHECK_EQ_SIZE(st.medium_arenas_current, 0);
@@ -789,8 +695,8 @@ static void test_class_stats(void)
     CHECK_EQ_SIZE(st.pools_used, 0);
     void *again = om_heap_malloc(h, 100);
     CHECK(again != NULL);
-    st = get_stats(h);
-    CHECK_EQ_SIZE(st.classes[class_index(100)].used_blocks, 1);
+    st = tu_get_stats(h);
+    CHECK_EQ_SIZE(st.classes[tu_small_class_index(100)].used_blocks, 1);
     CHECK_EQ_SIZE(st.arenas_current, 1);
     om_mem_free(again);
     om_heap_delete(h);
@@ -801,18 +707,19 @@ static void test_default_heap_stats(const test_domain *d)
 {
     static const size_t sizes[] = {1, 16, 17, 100, 511, 512};
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
-        size_t c = class_index(sizes[s]);
-        om_heap_stats before = get_stats(NULL);
+        size_t c = tu_small_class_index(sizes[s]);
+        om_heap_stats before = tu_get_stats(NULL);
         enum { K = 50 };
         void *blocks[K];
         for (size_t i = 0; i < K; i++)
             blocks[i] = d->malloc_fn(sizes[s]);
-        om_heap_stats during = get_stats(NULL);
+        om_heap_stats during = tu_get_stats(NULL);
         CHECK_EQ_SIZE(during.classes[c].used_blocks, before.classes[c].used_blocks + K);
-        CHECK_EQ_SIZE(during.small_used_bytes, before.small_used_bytes + K * class_size(sizes[s]));
+        CHECK_EQ_SIZE(during.small_used_bytes,
+                      before.small_used_bytes + K * tu_small_class_size(sizes[s]));
         for (size_t i = 0; i < K; i++)
             d->free_fn(blocks[i]);
-        om_heap_stats after = get_stats(NULL);
+        om_heap_stats after = tu_get_stats(NULL);
         CHECK_EQ_SIZE(after.classes[c].used_blocks, before.classes[c].used_blocks);
         CHECK_EQ_SIZE(after.small_used_bytes, before.small_used_bytes);
     }
@@ -842,7 +749,7 @@ int main(void)
     test_class_stats();
 
     /* The private heap of the domain table is empty again. */
-    om_heap_stats st = get_stats(private_heap);
+    om_heap_stats st = tu_get_stats(private_heap);
     CHECK_EQ_SIZE(st.small_used_bytes, 0);
     check_stats_consistent(&st);
     om_heap_delete(private_heap);

@@ -32,19 +32,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "check.h"
 #include "objmem.h"
-
-#define KB ((size_t)1 << 10)
-#define MB ((size_t)1 << 20)
-
-static om_heap_stats get_stats(const om_heap *h)
-{
-    om_heap_stats st;
-    memset(&st, 0, sizeof st);
-    CHECK(om_heap_get_stats(h, &st) == 0);
-    return st;
-}
+#include "testutil.h"
 
 static void sleep_ms(long ms)
 {
@@ -198,10 +187,10 @@ static void purge_after_delay(size_t block_size, const char *tier)
         fill_destroy(&f);
         return;
     }
-    om_heap_stats st0 = get_stats(f.h);
+    om_heap_stats st0 = tu_get_stats(f.h);
     size_t rss_full = check_rss_bytes();
     fill_free_all_but_one_per_arena(&f);
-    om_heap_stats st1 = get_stats(f.h);
+    om_heap_stats st1 = tu_get_stats(f.h);
     size_t rss_freed = check_rss_bytes();
     /* Every arena is still mapped. */
     CHECK_EQ_SIZE(st1.arenas_current + st1.medium_arenas_current,
@@ -211,7 +200,7 @@ static void purge_after_delay(size_t block_size, const char *tier)
 
     sleep_ms(150);
     run_slow_paths(f.h, block_size);
-    om_heap_stats st2 = get_stats(f.h);
+    om_heap_stats st2 = tu_get_stats(f.h);
     size_t rss_later = check_rss_bytes();
     size_t later = fell(rss_full, rss_later);
     printf("purge (%s, %zu B blocks): %zu MB freed in %zu arenas kept; right after RSS -%zu MB "
@@ -253,14 +242,14 @@ static void no_purge_before_delay(size_t block_size, const char *tier, long dela
         fill_destroy(&f);
         return;
     }
-    om_heap_stats st0 = get_stats(f.h);
+    om_heap_stats st0 = tu_get_stats(f.h);
     if (idle_ms > 0)
         sleep_ms(idle_ms);
     fill_free_all_but_one_per_arena(&f);
     run_slow_paths(f.h, block_size);
     sleep_ms(20);
     run_slow_paths(f.h, block_size);
-    om_heap_stats st1 = get_stats(f.h);
+    om_heap_stats st1 = tu_get_stats(f.h);
     if (st1.purged_bytes != st0.purged_bytes)
         fprintf(stderr, "  %s: %zu bytes purged in %zu calls within ms of being freed, with a "
                 "delay of %ld ms (heap idle %ld ms before the frees)\n", tier,
@@ -283,10 +272,10 @@ static void trim_purges(size_t block_size, const char *tier)
     }
     size_t rss_full = check_rss_bytes();
     fill_free_all_but_one_per_arena(&f);
-    om_heap_stats st1 = get_stats(f.h);
+    om_heap_stats st1 = tu_get_stats(f.h);
     size_t rss_freed = check_rss_bytes();
     om_heap_trim(f.h);
-    om_heap_stats st2 = get_stats(f.h);
+    om_heap_stats st2 = tu_get_stats(f.h);
     size_t rss_trimmed = check_rss_bytes();
     printf("trim (%s, %zu B blocks): %zu MB freed; before trim RSS -%zu MB, after -%zu MB "
            "(%zu MB purged)\n",

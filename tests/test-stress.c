@@ -28,8 +28,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "check.h"
 #include "objmem.h"
+#include "testutil.h"
 
 #define MAX_SLOTS 300000
 #define MAX_SIZE 600
@@ -44,21 +44,13 @@ typedef struct slot {
 } slot;
 
 static slot slots[MAX_SLOTS];
-static uint64_t rng_state;
+static tu_rng rng; /* seeded in main */
 static uint32_t generation;
 static size_t errors_reported;
 static size_t corrupt_blocks;
 static size_t alloc_failures;
 static size_t bad_blocks; /* misaligned or usable size too small */
 static unsigned long long op_index;
-
-static uint64_t rng_next(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545f4914f6cdd1dULL;
-}
 
 static uint64_t mix64(uint64_t x)
 {
@@ -115,14 +107,6 @@ static size_t pattern_prefix(const unsigned char *p, size_t size, uint64_t seed)
     return size;
 }
 
-static int all_zero(const unsigned char *p, size_t size)
-{
-    for (size_t i = 0; i < size; i++)
-        if (p[i])
-            return 0;
-    return 1;
-}
-
 static void report(const char *what, size_t index, size_t detail)
 {
     if (errors_reported++ < REPORT_LIMIT)
@@ -144,7 +128,7 @@ static void verify_slot(size_t index, size_t keep)
 
 static size_t random_size(void)
 {
-    uint64_t r = rng_next();
+    uint64_t r = tu_rng_next(&rng);
     unsigned pick = (unsigned)(r % 100);
     r >>= 8;
     if (pick < 2)
@@ -154,11 +138,6 @@ static size_t random_size(void)
     if (pick < 90)
         return 1 + (size_t)(r % OM_SMALL_SIZE_MAX);
     return OM_SMALL_SIZE_MAX + 1 + (size_t)(r % (MAX_SIZE - OM_SMALL_SIZE_MAX));
-}
-
-static size_t class_size(size_t size)
-{
-    return size ? (size + OM_ALIGNMENT - 1) / OM_ALIGNMENT * OM_ALIGNMENT : OM_ALIGNMENT;
 }
 
 /* The first medium class: every request of 513..MAX_SIZE bytes gets it. */
@@ -171,7 +150,7 @@ _Static_assert(MAX_SIZE <= FIRST_MEDIUM_CLASS, "the model knows one medium class
 static uint16_t check_new_block(size_t index, const unsigned char *p, size_t size,
                                 size_t expect_block)
 {
-    if (((uintptr_t)p & (OM_ALIGNMENT - 1)) != 0) {
+    if (!tu_is_aligned(p)) {
         bad_blocks++;
         report("misaligned block", index, (size_t)(uintptr_t)p);
     }
@@ -188,8 +167,8 @@ static void do_alloc(size_t index)
 {
     slot *s = &slots[index];
     size_t size = random_size();
-    uint8_t domain = (uint8_t)(rng_next() & 1);
-    unsigned kind = (unsigned)(rng_next() % 20);
+    uint8_t domain = (uint8_t)(tu_rng_next(&rng) & 1);
+    unsigned kind = (unsigned)(tu_rng_next(&rng) % 20);
     unsigned char *p;
     if (kind < 12)
         p = domain ? om_obj_malloc(size) : om_mem_malloc(size);
@@ -197,7 +176,7 @@ static void do_alloc(size_t index)
         /* Split the size into count * elsize when it divides. */
         size_t count = (size % 4 == 0 && size) ? 4 : 1;
         p = domain ? om_obj_calloc(count, size / count) : om_mem_calloc(count, size / count);
-        if (p && !all_zero(p, size)) {
+        if (p && !tu_is_zero(p, size)) {
             corrupt_blocks++;
             s->size = (uint32_t)size;
             s->domain = domain;
@@ -210,7 +189,7 @@ static void do_alloc(size_t index)
         report("allocation failed", index, size);
         return;
     }
-    s->block = check_new_block(index, p, size, class_size(size));
+    s->block = check_new_block(index, p, size, tu_small_class_size(size));
     s->ptr = p;
     s->size = (uint32_t)size;
     s->domain = domain;
@@ -235,7 +214,7 @@ static void do_realloc(size_t index)
     /* realloc(p, 0) is left out: the header does not define it. */
     size_t size = random_size();
     if (size == 0)
-        size = 1 + (size_t)(rng_next() % 8);
+        size = 1 + (size_t)(tu_rng_next(&rng) % 8);
     verify_slot(index, s->size);
     unsigned char *old = s->ptr;
     unsigned char *p = s->domain ? om_obj_realloc(old, size) : om_mem_realloc(old, size);
@@ -247,7 +226,7 @@ static void do_realloc(size_t index)
     s->ptr = p;
     size_t keep = s->size < size ? s->size : size;
     verify_slot(index, keep);
-    size_t expect = class_size(size);
+    size_t expect = tu_small_class_size(size);
     if (s->block && size <= s->block && 4 * size > 3 * (size_t)s->block) {
         expect = s->block;
         if (p != old) {
@@ -298,7 +277,7 @@ int main(int argc, char **argv)
         seed = strtoull(argv[1], NULL, 0);
     if (argc > 2)
         ops = strtoull(argv[2], NULL, 0);
-    rng_state = seed ? seed : 1;
+    rng.state = seed ? seed : 1;
     printf("test-stress: seed 0x%llx, %llu operations\n", (unsigned long long)seed, ops);
 
     om_heap_stats st0;
@@ -317,7 +296,7 @@ int main(int argc, char **argv)
             CHECK(om_heap_get_stats(NULL, &st) == 0);
             if (st.arenas_current > peak_arenas)
                 peak_arenas = st.arenas_current;
-            size_t next = limits[rng_next() % (sizeof limits / sizeof limits[0])];
+            size_t next = limits[tu_rng_next(&rng) % (sizeof limits / sizeof limits[0])];
             /* Shrinking the window frees the slots beyond it. */
             for (size_t i = next; i < limit; i++)
                 if (slots[i].ptr)
@@ -328,10 +307,10 @@ int main(int argc, char **argv)
             if (after.arenas_freed > st.arenas_freed)
                 frees_between++;
         }
-        size_t index = (size_t)(rng_next() % limit);
+        size_t index = (size_t)(tu_rng_next(&rng) % limit);
         if (!slots[index].ptr)
             do_alloc(index);
-        else if (rng_next() & 1)
+        else if (tu_rng_next(&rng) & 1)
             do_free(index);
         else
             do_realloc(index);
