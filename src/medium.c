@@ -411,10 +411,10 @@ static bool caches_flush(omi_medium_heap *m, const omi_medium_arena *only)
 static void *run_take(om_heap *h, size_t units, size_t alignment)
 {
     omi_medium_heap *m = &h->medium;
+    omi_purge_tick(h);   /* first: it may unmap the spare and change the bins */
     size_t slack = alignment > UNIT_SIZE ? (alignment >> UNIT_SHIFT) - 1 : 0;
     size_t bin = bin_for_request(units + slack);
     uint64_t fits = bin < 64 ? m->bin_mask & (~(uint64_t)0 << bin) : 0;
-    omi_purge_tick(h);
     if (fits == 0) {
         if (caches_flush(m, NULL))
             return run_take(h, units, alignment);
