@@ -10,6 +10,7 @@
  *   5. Arena allocator (where arenas come from)
  *   6. Options
  *   7. Statistics
+ *   8. Checking and fault injection
  *
  * Conventions: every function is prefixed om_, every macro and constant OM_.
  * A failing call returns NULL (or -1) and records an error code and message
@@ -343,6 +344,40 @@ OM_API int om_heap_write_stats_json(const om_heap *h, FILE *out);
  * Environment: OBJMEM_MALLOCSTATS=1 prints om_debug_malloc_stats(stderr) at
  * process exit.
  */
+
+/* ------------------------------------------------------------------------ */
+/* 8. Checking and fault injection                                          */
+/* ------------------------------------------------------------------------ */
+
+/** Verify every structural invariant of the default heap: pool records,
+ *  free lists, arena counts and lists, medium boundary tags, bins, caches
+ *  and large-block lists. Returns 0 when all hold; a violation is reported
+ *  like any fatal misuse (one report on stderr naming what is wrong and
+ *  where, then abort). Cost: O(blocks in free lists + pools + medium runs). */
+OM_API int om_heap_check(void);
+
+/** om_heap_check for heap h (NULL = the default heap). */
+OM_API int om_heap_check_heap(const om_heap *h);
+
+/** Fault injection: the allocation of `domain` that comes `n` allocations
+ *  from now (0 = the very next one) fails, once: it returns NULL, sets
+ *  OM_ENOMEM and errno = ENOMEM, and leaves everything else as it was (a
+ *  failing realloc keeps its block). malloc, calloc, and realloc to a
+ *  non-zero size count as allocations. n = -1 disarms. Works by wrapping the
+ *  domain's allocator (om_set_allocator); install other wrappers first.
+ *  Returns 0, or -1 with OM_EINVAL for an unknown domain or n < -1.
+ *  Environment: OBJMEM_FAIL=DOMAIN:N (DOMAIN raw, mem or obj). */
+OM_API int om_fail_after(om_domain domain, long n);
+
+/** Fault injection, seeded probability mode: each allocation of `domain`
+ *  fails with probability per_million / 1e6, drawn from a generator seeded
+ *  with `seed`, so a failing run can be replayed. per_million = 0 disarms.
+ *  Returns 0, or -1 with OM_EINVAL for an unknown domain or per_million
+ *  above 1,000,000. Environment: OBJMEM_FAIL=DOMAIN:random:PER_MILLION:SEED. */
+OM_API int om_fail_random(om_domain domain, long per_million, uint64_t seed);
+
+/** Allocations of `domain` that fault injection has failed so far. */
+OM_API long om_fail_count(om_domain domain);
 
 #ifdef __cplusplus
 }

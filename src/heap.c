@@ -274,6 +274,21 @@ void *om_aligned_alloc(size_t alignment, size_t size)
     return omi_heap_aligned_malloc(&omi_default_heap, alignment, size);
 }
 
+int om_heap_check_heap(const om_heap *h)
+{
+    if (h == NULL)
+        h = &omi_default_heap;
+    omi_pool_check(h);
+    omi_medium_check(h);
+    omi_large_check(h);
+    return 0;
+}
+
+int om_heap_check(void)
+{
+    return om_heap_check_heap(NULL);
+}
+
 size_t om_usable_size(const void *ptr)
 {
     if (ptr == NULL)

@@ -142,6 +142,10 @@ OMI_HIDDEN void omi_pool_heap_init(om_heap *h);
 OMI_HIDDEN void omi_pool_heap_release_all(om_heap *h);
 /* Returns warm empty pools and the spare arena; bytes unmapped. */
 OMI_HIDDEN size_t omi_pool_heap_trim(om_heap *h);
+/* Structural checks for om_heap_check, one per tier: a violation is fatal. */
+OMI_HIDDEN void omi_pool_check(const om_heap *h);
+OMI_HIDDEN void omi_medium_check(const om_heap *h);
+OMI_HIDDEN void omi_large_check(const om_heap *h);
 /* Purges the free pools that have been dirty since before `deadline_ms`
  * and unmaps a spare that has been spare since before it. */
 OMI_HIDDEN void omi_pool_purge(om_heap *h, uint64_t deadline_ms);

@@ -454,3 +454,37 @@ void omi_large_heap_release_all(om_heap *h)
     h->large_bytes = 0;
     omi_large_purge(h, UINT64_MAX);
 }
+
+/* ---- Checking ---------------------------------------------------------------- */
+
+#define LARGE_CHECK(cond, ...) \
+    do { if (!(cond)) omi_fatal("om_heap_check: " __VA_ARGS__); } while (0)
+
+/* One list of descriptors: linked both ways, each registered in the address
+ * map for its whole mapping, in the state the list says. */
+static void large_check_list(const om_heap *h, const omi_large *head, bool cached,
+                             size_t count, size_t bytes)
+{
+    size_t n = 0, total = 0;
+    const omi_large *prev = NULL;
+    for (const omi_large *l = head; l != NULL; prev = l, l = l->next, n++) {
+        LARGE_CHECK(l->heap == h && l->prev == prev && l->cached == cached && n < count,
+                    "the %s large list of the heap is broken at %p", cached ? "cached" : "live",
+                    (const void *)l);
+        for (size_t at = 0; at < l->map_size; at += OMI_ARENA_SIZE)
+            LARGE_CHECK(omi_addrmap_lookup((const char *)l + at) == large_entry(l),
+                        "large block %p: the address map lost slot %zu of its mapping",
+                        (const void *)large_block(l), at / OMI_ARENA_SIZE);
+        total += cached ? l->map_size : large_usable(l);
+    }
+    LARGE_CHECK(n == count && total == bytes,
+                "%zu %s large blocks of %zu bytes listed, %zu of %zu bytes counted", n,
+                cached ? "cached" : "live", total, count, bytes);
+}
+
+void omi_large_check(const om_heap *h)
+{
+    large_check_list(h, h->large_blocks, false, h->large_count, h->large_bytes);
+    large_check_list(h, h->large_cache, true, h->large_cached_count, h->large_cached_bytes);
+}
+

@@ -693,3 +693,89 @@ void omi_medium_stats(const om_heap *h, size_t *used_bytes, size_t *free_bytes,
     *free_bytes = free_total;
     *cached_bytes = cached;
 }
+
+/* ---- Checking ---------------------------------------------------------------- */
+
+#define MEDIUM_CHECK(cond, ...) \
+    do { if (!(cond)) omi_fatal("om_heap_check: " __VA_ARGS__); } while (0)
+
+/* Walks the runs of one arena: tags at both ends agree, the inside is 0,
+ * no two free runs touch, and the live units add up. Returns the free runs
+ * counted, for the bins' total. */
+static size_t medium_check_arena(const om_heap *h, const omi_medium_arena *arena)
+{
+    MEDIUM_CHECK(arena->heap == h, "medium arena %p belongs to another heap", (const void *)arena);
+    size_t live = 0, free_runs = 0;
+    bool previous_free = false;
+    for (size_t unit = FIRST_UNIT; unit < ARENA_UNITS;) {
+        uint16_t tag = arena->tags[unit];
+        size_t units = tag_length(tag);
+        MEDIUM_CHECK((tag & TAG_START) && unit + units <= ARENA_UNITS,
+                     "medium arena %p: unit %zu has no run start (tag %#x)",
+                     (const void *)arena, unit, (unsigned)tag);
+        uint16_t end = arena->tags[unit + units - 1];
+        MEDIUM_CHECK(units == 1 || ((end & TAG_LENGTH_MASK) == (tag & TAG_LENGTH_MASK) &&
+                                    (end & TAG_FREE) == (tag & TAG_FREE)),
+                     "medium arena %p: the run at unit %zu ends with the wrong tag",
+                     (const void *)arena, unit);
+        for (size_t inner = unit + 1; inner + 1 < unit + units; inner++)
+            MEDIUM_CHECK(arena->tags[inner] == 0, "medium arena %p: unit %zu inside a run "
+                         "has a tag", (const void *)arena, inner);
+        bool is_free = (tag & TAG_FREE) != 0;
+        MEDIUM_CHECK(!(is_free && previous_free), "medium arena %p: two free runs touch at "
+                     "unit %zu", (const void *)arena, unit);
+        if (is_free)
+            free_runs++;
+        else if (!(tag & TAG_CACHED))
+            live += units;
+        previous_free = is_free;
+        unit += units;
+    }
+    MEDIUM_CHECK(live == arena->live_units, "medium arena %p: %zu live units, %zu counted",
+                 (const void *)arena, live, arena->live_units);
+    return free_runs;
+}
+
+void omi_medium_check(const om_heap *h)
+{
+    const omi_medium_heap *m = &h->medium;
+    size_t arenas = 0, free_runs = 0;
+    for (const omi_medium_arena *a = m->arenas; a != NULL; a = a->all_next, arenas++)
+        free_runs += medium_check_arena(h, a);
+    MEDIUM_CHECK(arenas == m->arenas_current, "%zu medium arenas listed, %zu counted", arenas,
+                 m->arenas_current);
+    size_t binned = 0;
+    for (size_t b = 0; b < OMI_MEDIUM_BIN_COUNT; b++) {
+        MEDIUM_CHECK(((m->bin_mask >> b) & 1) == (m->bins[b] != NULL),
+                     "medium bin %zu and the bin mask disagree", b);
+        for (medium_free_run *run = m->bins[b]; run != NULL; run = cached_next(run), binned++) {
+            /* Ask the address map before touching a pointer found in memory
+             * that a write after free may have changed. */
+            bool in_medium = (omi_addrmap_lookup(run) & OMI_OWNER_KIND_MASK) == OMI_OWNER_MEDIUM &&
+                             ((uintptr_t)run & (UNIT_SIZE - 1)) == 0;
+            omi_medium_arena *arena = arena_of(run);
+            uint16_t tag = in_medium ? arena->tags[unit_of(arena, run)] : 0;
+            MEDIUM_CHECK(in_medium && (tag & TAG_FREE) && (tag & TAG_START) &&
+                         bin_of_length(tag_length(tag)) == b && binned <= free_runs,
+                         "medium bin %zu holds %p, which is not a free run of its size "
+                         "(a write after free?)", b, (void *)run);
+        }
+    }
+    MEDIUM_CHECK(binned == free_runs, "%zu free medium runs, %zu in the bins", free_runs, binned);
+    for (size_t c = 0; c < OMI_MEDIUM_CLASS_COUNT; c++) {
+        size_t n = 0;
+        for (void *block = m->cache[c].head; block != NULL; block = cached_next(block), n++) {
+            bool in_medium = (omi_addrmap_lookup(block) & OMI_OWNER_KIND_MASK) == OMI_OWNER_MEDIUM &&
+                             ((uintptr_t)block & (UNIT_SIZE - 1)) == 0;
+            omi_medium_arena *arena = arena_of(block);
+            uint16_t tag = in_medium ? arena->tags[unit_of(arena, block)] : 0;
+            MEDIUM_CHECK((tag & TAG_CACHED) && tag_length(tag) == class_units[c] &&
+                         n < m->cache[c].count,
+                         "the cache of class %zu B holds %p, not a cached block of that class",
+                         medium_class_size(c), block);
+        }
+        MEDIUM_CHECK(n == m->cache[c].count, "the cache of class %zu B counts %zu, holds %zu",
+                     medium_class_size(c), m->cache[c].count, n);
+    }
+}
+

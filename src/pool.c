@@ -495,3 +495,101 @@ size_t omi_pool_heap_trim(om_heap *h)
     }
     return (h->arenas_freed - freed_before) * OMI_ARENA_SIZE;
 }
+
+/* ---- Checking ---------------------------------------------------------------- */
+
+#define POOL_CHECK(cond, ...) \
+    do { if (!(cond)) omi_fatal("om_heap_check: " __VA_ARGS__); } while (0)
+
+/* The free list of an assigned pool: inside the carved part, on block
+ * boundaries, no longer than the free blocks it can have. */
+static void pool_check_free_list(omi_pool *pool)
+{
+    size_t block_size = omi_class_block_size(pool->class_index);
+    size_t capacity = OMI_POOL_SIZE / block_size;
+    size_t carved = pool->next_offset / block_size;
+    size_t listed = 0;
+    char *base = pool_memory(pool);
+    for (omi_block *b = pool->freeblock; b != NULL; listed++) {
+        size_t offset = (size_t)((char *)b - base);
+        POOL_CHECK((char *)b >= base && offset < pool->next_offset && offset % block_size == 0,
+                   "pool %p (class %zu B): free-list entry %p is not a carved block of it",
+                   (void *)base, block_size, (void *)b);
+        POOL_CHECK(listed < capacity, "pool %p (class %zu B): its free list has a cycle",
+                   (void *)base, block_size);
+        omi_track_internal_open(b, sizeof *b);
+        omi_block *next = b->next;
+        omi_track_internal_close(b, sizeof *b);
+        b = next;
+    }
+    POOL_CHECK(listed + pool->used == carved,
+               "pool %p (class %zu B): %zu used + %zu free != %zu carved blocks", (void *)base,
+               block_size, (size_t)pool->used, listed, carved);
+    POOL_CHECK(carved <= capacity, "pool %p: carved past its end", (void *)base);
+}
+
+static void pool_check_arena(const om_heap *h, omi_arena *arena)
+{
+    POOL_CHECK(arena->heap == h, "arena %p belongs to another heap", (void *)arena);
+    size_t free_listed = 0;
+    for (omi_pool *pool = arena->free_pools; pool != NULL; pool = pool->next, free_listed++)
+        POOL_CHECK(pool->class_index == OMI_POOL_UNASSIGNED && free_listed < OMI_POOLS_USABLE,
+                   "arena %p: its free-pool list holds an assigned pool or a cycle",
+                   (void *)arena);
+    POOL_CHECK(arena->nfree_pools == free_listed + OMI_POOLS_PER_ARENA - arena->untouched_index,
+               "arena %p: %u free pools counted, %zu listed + %zu untouched", (void *)arena,
+               arena->nfree_pools, free_listed,
+               (size_t)(OMI_POOLS_PER_ARENA - arena->untouched_index));
+    for (uint32_t i = 1; i < arena->untouched_index; i++) {
+        omi_pool *pool = &arena->pools[i];
+        if (pool->class_index == OMI_POOL_UNASSIGNED)
+            continue;
+        POOL_CHECK(pool->class_index < OMI_CLASS_COUNT, "arena %p: pool %u has class %u",
+                   (void *)arena, i, (unsigned)pool->class_index);
+        pool_check_free_list(pool);
+        bool listed = pool->list_state != OMI_POOL_UNLISTED;
+        POOL_CHECK(!listed || pool->freeblock != NULL,
+                   "pool %p is on its class list with no free block", (void *)pool_memory(pool));
+        POOL_CHECK(listed || pool->used == OMI_POOL_SIZE / omi_class_block_size(pool->class_index),
+                   "pool %p is off its class list but not full", (void *)pool_memory(pool));
+    }
+}
+
+/* Every usable list: doubly linked, of its class, list states right. */
+static void pool_check_lists(const om_heap *h)
+{
+    for (size_t c = 0; c < OMI_CLASS_COUNT; c++) {
+        omi_pool *prev = NULL;
+        size_t n = 0;
+        for (omi_pool *p = h->usable[c]; p != &omi_pool_sentinel; prev = p, p = p->next) {
+            POOL_CHECK(p != NULL && p->class_index == c && p->prev == prev,
+                       "the usable list of class %zu B is broken", omi_class_block_size(c));
+            POOL_CHECK(p->list_state != OMI_POOL_UNLISTED, "a listed pool says it is not");
+            n++;
+            if (p->next == NULL)
+                break;
+        }
+        if (n == 1)
+            POOL_CHECK(h->usable[c]->list_state == OMI_POOL_ALONE,
+                       "the only pool of class %zu B is not marked alone", omi_class_block_size(c));
+    }
+}
+
+void omi_pool_check(const om_heap *h)
+{
+    size_t arenas = 0;
+    for (omi_arena *arena = h->all_arenas; arena != NULL; arena = arena->all_next, arenas++)
+        pool_check_arena(h, arena);
+    POOL_CHECK(arenas == h->arenas_current, "%zu arenas listed, %zu counted", arenas,
+               h->arenas_current);
+    pool_check_lists(h);
+    size_t usable = 0;
+    for (omi_arena *arena = h->usable_arenas; arena != NULL; arena = arena->next, usable++) {
+        POOL_CHECK(arena->in_usable_list && arena->nfree_pools > 0,
+                   "arena %p on the usable list has no free pool", (void *)arena);
+        POOL_CHECK(arena->next == NULL || arena->next->nfree_pools >= arena->nfree_pools,
+                   "the usable arenas are not sorted fullest first");
+        POOL_CHECK(usable <= arenas, "the usable-arena list has a cycle");
+    }
+}
+
