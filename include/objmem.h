@@ -351,13 +351,33 @@ OM_API int om_heap_write_stats_json(const om_heap *h, FILE *out);
 
 /** Verify every structural invariant of the default heap: pool records,
  *  free lists, arena counts and lists, medium boundary tags, bins, caches
- *  and large-block lists. Returns 0 when all hold; a violation is reported
+ *  and large-block lists; with the debug hooks on, also every live block's
+ *  guard bytes and every quarantined block's free pattern. Returns 0 when all hold; a violation is reported
  *  like any fatal misuse (one report on stderr naming what is wrong and
  *  where, then abort). Cost: O(blocks in free lists + pools + medium runs). */
 OM_API int om_heap_check(void);
 
 /** om_heap_check for heap h (NULL = the default heap). */
 OM_API int om_heap_check_heap(const om_heap *h);
+
+/** Debug hooks (CPython's PYTHONMALLOC=debug): wrap the allocators of all
+ *  three domains so that every block carries its size, its domain, a serial
+ *  number and 16 guard bytes (0xFD) before and after it; fresh memory is
+ *  filled with 0xCD (calloc still zeroes), freed memory with 0xDD and held
+ *  in a quarantine of the last 1024 freed blocks before it is really freed.
+ *  Free, realloc, om_usable_size and om_heap_check then detect buffer
+ *  overflow and underflow, double free, free or realloc of a freed block,
+ *  a block freed through another domain, writes to freed memory, and
+ *  pointers objmem did not hand out; each is one report on stderr
+ *  ("objmem: fatal error: debug hooks: …" with the address, the block's
+ *  size, domain and serial, and a hex dump of the damaged bytes), then
+ *  abort(). Install before any block is allocated through the domains (a
+ *  block allocated before cannot be freed after), and before other
+ *  wrappers such as fault injection. Idempotent. Returns 0.
+ *  Environment: OBJMEM_MALLOC=debug installs them at load time;
+ *  OBJMEM_MALLOC=malloc routes MEM and OBJ to the system allocator (for
+ *  valgrind), malloc_debug does both. */
+OM_API int om_setup_debug_hooks(void);
 
 /** Fault injection: the allocation of `domain` that comes `n` allocations
  *  from now (0 = the very next one) fails, once: it returns NULL, sets

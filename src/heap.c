@@ -274,6 +274,21 @@ void *om_aligned_alloc(size_t alignment, size_t size)
     return omi_heap_aligned_malloc(&omi_default_heap, alignment, size);
 }
 
+bool omi_is_block_start(const void *p)
+{
+    uintptr_t entry = omi_addrmap_lookup(p);
+    switch (entry & OMI_OWNER_KIND_MASK) {
+    case OMI_OWNER_SMALL:
+        return omi_pool_block_is_valid(omi_pool_of(p), p);
+    case OMI_OWNER_MEDIUM:
+        return omi_medium_is_block_start(p);
+    case OMI_OWNER_LARGE:
+        return omi_large_is_block_start(entry, p);
+    default:
+        return false;
+    }
+}
+
 int om_heap_check_heap(const om_heap *h)
 {
     if (h == NULL)
@@ -281,6 +296,8 @@ int om_heap_check_heap(const om_heap *h)
     omi_pool_check(h);
     omi_medium_check(h);
     omi_large_check(h);
+    if (omi_debug_active && h == &omi_default_heap)
+        omi_debug_check();
     return 0;
 }
 
@@ -293,6 +310,8 @@ size_t om_usable_size(const void *ptr)
 {
     if (ptr == NULL)
         return 0;
+    if (omi_debug_active && !omi_is_block_start(ptr))
+        return omi_debug_usable_size(ptr);
     return omi_usable_size("om_usable_size", ptr);
 }
 

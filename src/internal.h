@@ -255,6 +255,7 @@ OMI_HIDDEN void omi_large_free(const char *function, uintptr_t entry, void *p);
  * stays above OMI_MEDIUM_SIZE_MAX. NULL with OM_ENOMEM, p intact. */
 OMI_HIDDEN void *omi_large_realloc(const char *function, uintptr_t entry, void *p, size_t size);
 OMI_HIDDEN size_t omi_large_usable_size(const char *function, uintptr_t entry, const void *p);
+OMI_HIDDEN bool omi_large_is_block_start(uintptr_t entry, const void *p);
 /* Unmaps every large block of h, cached ones included. */
 OMI_HIDDEN void omi_large_heap_release_all(om_heap *h);
 /* Unmaps the cached (freed) mappings freed before `deadline_ms`. */
@@ -274,6 +275,7 @@ OMI_HIDDEN void *omi_medium_aligned_malloc(om_heap *h, size_t size, size_t align
 OMI_HIDDEN void omi_medium_free(const char *function, void *p);
 OMI_HIDDEN void *omi_medium_realloc(const char *function, om_heap *h, void *p, size_t size);
 OMI_HIDDEN size_t omi_medium_usable_size(const char *function, const void *p);
+OMI_HIDDEN bool omi_medium_is_block_start(const void *p);
 OMI_HIDDEN void omi_medium_heap_release_all(om_heap *h);
 /* Flushes the class caches and unmaps the spare medium arena; bytes unmapped. */
 OMI_HIDDEN size_t omi_medium_heap_trim(om_heap *h);
@@ -316,6 +318,17 @@ static inline bool omi_purge_at_once(void)
 {
     return omi_option_values[OM_OPTION_PURGE_DELAY_MS] == 0;
 }
+
+/* true if p is the start of a block objmem handed out and has not freed
+ * (as far as the tier can tell: a small block freed twice still passes). */
+OMI_HIDDEN bool omi_is_block_start(const void *p);
+
+/* ---- debug.c ------------------------------------------------------------- */
+
+extern OMI_HIDDEN bool omi_debug_active;
+/* om_usable_size and om_heap_check for blocks of the debug hooks. */
+OMI_HIDDEN size_t omi_debug_usable_size(const void *p);
+OMI_HIDDEN void omi_debug_check(void);
 
 /* Frees what is not a valid pool block: medium and large blocks, and
  * reports foreign or interior pointers. */

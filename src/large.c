@@ -434,6 +434,12 @@ void *omi_large_realloc(const char *function, uintptr_t entry, void *p, size_t s
     return large_block(l);
 }
 
+bool omi_large_is_block_start(uintptr_t entry, const void *p)
+{
+    const omi_large *l = (const omi_large *)(entry & ~OMI_OWNER_KIND_MASK);
+    return (const char *)p == large_block(l) && !l->cached;
+}
+
 /* The usable size runs to the end of the mapping: every byte of it is
  * mapped read-write, and realloc up to it is free of system calls. */
 size_t omi_large_usable_size(const char *function, uintptr_t entry, const void *p)

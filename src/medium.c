@@ -553,6 +553,14 @@ void omi_medium_free(const char *function, void *p)
     medium_free_slow(arena, unit, units, last_in_use);
 }
 
+bool omi_medium_is_block_start(const void *p)
+{
+    omi_medium_arena *arena = arena_of(p);
+    uint16_t tag = arena->tags[unit_of(arena, p)];
+    return ((uintptr_t)p & (UNIT_SIZE - 1)) == 0 &&
+           (tag & (TAG_START | TAG_FREE | TAG_CACHED)) == TAG_START;
+}
+
 size_t omi_medium_usable_size(const char *function, const void *p)
 {
     omi_medium_arena *arena = arena_of(p);
