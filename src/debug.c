@@ -17,7 +17,8 @@
  * with 0xDD. A freed block is not given back at once: it waits in a FIFO
  * quarantine of the last QUARANTINE_COUNT freed blocks, so that a double
  * free finds it marked FREED, and a write after free is seen when the block
- * leaves the quarantine (its pattern is checked) or at om_heap_check.
+ * leaves the quarantine (the first 64 and last 32 bytes and the guards are
+ * checked) or at om_heap_check (every byte).
  *
  * Checks at free and realloc, in order: the inner block is objmem's (for
  * MEM and OBJ the address map answers without touching memory: a foreign or
@@ -32,8 +33,9 @@
  * one allocated before the hooks) is recognised as the start of an objmem
  * block, which a debug block's user pointer never is, and passes through.
  *
- * The RAW domain is thread-safe, so the list and the quarantine are under a
- * mutex. Debug mode trades speed for detail; nothing here is on a
+ * Each domain has its own live list and quarantine; the RAW domain is
+ * thread-safe, so its are under a mutex (MEM and OBJ are serialised by
+ * their users). Debug mode trades speed for detail; nothing here is on a
  * non-debug path: the one test outside this file is om_usable_size's look
  * at omi_debug_active.
  *
@@ -46,6 +48,7 @@
  * then abort) and SQLite's mem2.c (the list of live blocks, checked on demand).
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,21 +78,39 @@ typedef struct debug_header {
 _Static_assert(PREFIX_SIZE % OM_ALIGNMENT == 0, "the user block stays 16-byte aligned");
 _Static_assert(GUARD_SIZE % OM_ALIGNMENT == 0, "guards keep the alignment");
 
+/* Per domain: its inner allocator, its live blocks and its quarantine.
+ * Only the RAW domain is used from several threads, so only its state is
+ * locked; MEM and OBJ are serialised by their users (later, the GIL). */
 typedef struct debug_domain {
     om_allocator inner;              /* what the hooks forward to */
     om_domain domain;
     bool inner_is_heap;              /* inner is the default heap's allocator */
-} debug_domain;
-
-static struct {
-    pthread_mutex_t lock;            /* guards everything below */
-    debug_domain domains[OM_DOMAIN_COUNT];
-    debug_header *live;              /* every live block */
+    bool locked;                     /* take `lock` around the lists (RAW) */
+    pthread_mutex_t lock;
+    debug_header *live;              /* every live block of the domain */
     debug_header *quarantine[QUARANTINE_COUNT]; /* FIFO ring of freed blocks */
     size_t quarantine_head;          /* next slot to fill (oldest when full) */
     size_t quarantine_count;
-    uint64_t serial;
-} debug = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} debug_domain;
+
+static debug_domain debug_domains[OM_DOMAIN_COUNT] = {
+    {.lock = PTHREAD_MUTEX_INITIALIZER},
+    {.lock = PTHREAD_MUTEX_INITIALIZER},
+    {.lock = PTHREAD_MUTEX_INITIALIZER},
+};
+static _Atomic uint64_t debug_serial;
+
+static void debug_lock(debug_domain *d)
+{
+    if (d->locked)
+        pthread_mutex_lock(&d->lock);
+}
+
+static void debug_unlock(debug_domain *d)
+{
+    if (d->locked)
+        pthread_mutex_unlock(&d->lock);
+}
 
 bool omi_debug_active;
 
@@ -137,40 +158,65 @@ static _Noreturn OMI_COLD void debug_report(const char *function, debug_header *
     abort();
 }
 
+/* The first byte in [p, p + n) that is not `byte`, or NULL. Compares
+ * eight bytes at a time; the byte loop runs only to pin down a mismatch. */
+static unsigned char *first_unlike(unsigned char *p, size_t n, unsigned char byte)
+{
+    uint64_t word = 0x0101010101010101ULL * byte;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t got;
+        memcpy(&got, p + i, 8);
+        if (got != word)
+            break;
+    }
+    for (; i < n; i++)
+        if (p[i] != byte)
+            return p + i;
+    return NULL;
+}
+
 /* The guards of a block; a damaged byte is reported. */
 static void debug_check_guards(const char *function, debug_header *h)
 {
     unsigned char *user = user_of(h);
     char detail[128];
-    for (size_t i = GUARD_SIZE; i-- > 0;) {
-        unsigned char *b = user - GUARD_SIZE + i;
-        if (*b != GUARD_BYTE) {
-            snprintf(detail, sizeof detail, "byte %zu before the block is 0x%02x, expected 0x%02x",
-                     GUARD_SIZE - i, *b, GUARD_BYTE);
-            debug_report(function, h, "buffer underflow", detail, b);
-        }
+    unsigned char *before = user - GUARD_SIZE;
+    if (first_unlike(before, GUARD_SIZE, GUARD_BYTE) != NULL) {
+        unsigned char *b = user - 1;   /* report the damaged byte nearest the block */
+        while (*b == GUARD_BYTE)
+            b--;
+        snprintf(detail, sizeof detail, "byte %zu before the block is 0x%02x, expected 0x%02x",
+                 (size_t)(user - b), *b, GUARD_BYTE);
+        debug_report(function, h, "buffer underflow", detail, b);
     }
-    for (size_t i = 0; i < GUARD_SIZE; i++) {
-        unsigned char *b = user + h->size + i;
-        if (*b != GUARD_BYTE) {
-            snprintf(detail, sizeof detail, "byte %zu after the block is 0x%02x, expected 0x%02x",
-                     i, *b, GUARD_BYTE);
-            debug_report(function, h, "buffer overflow", detail, b);
-        }
+    unsigned char *b = first_unlike(user + h->size, GUARD_SIZE, GUARD_BYTE);
+    if (b != NULL) {
+        snprintf(detail, sizeof detail, "byte %zu after the block is 0x%02x, expected 0x%02x",
+                 (size_t)(b - user - h->size), *b, GUARD_BYTE);
+        debug_report(function, h, "buffer overflow", detail, b);
     }
 }
 
-/* A freed block still reads DEAD_BYTE everywhere. */
-static void debug_check_dead(const char *function, debug_header *h)
+/* A freed block still reads DEAD_BYTE: everywhere when `whole`, else in its
+ * first 64 and last 32 bytes (where stale pointers most often write), which
+ * keeps the eviction from the quarantine cheap; om_heap_check reads it all. */
+static void debug_check_dead(const char *function, debug_header *h, bool whole)
 {
     unsigned char *user = user_of(h);
-    for (size_t i = 0; i < h->size; i++) {
-        if (user[i] != DEAD_BYTE) {
-            char detail[128];
-            snprintf(detail, sizeof detail, "byte %zu of the freed block is 0x%02x, expected 0x%02x",
-                     i, user[i], DEAD_BYTE);
-            debug_report(function, h, "write after free", detail, user + i);
-        }
+    unsigned char *b;
+    if (whole || h->size <= 96) {
+        b = first_unlike(user, h->size, DEAD_BYTE);
+    } else {
+        b = first_unlike(user, 64, DEAD_BYTE);
+        if (b == NULL)
+            b = first_unlike(user + h->size - 32, 32, DEAD_BYTE);
+    }
+    if (b != NULL) {
+        char detail[128];
+        snprintf(detail, sizeof detail, "byte %zu of the freed block is 0x%02x, expected 0x%02x",
+                 (size_t)(b - user), *b, DEAD_BYTE);
+        debug_report(function, h, "write after free", detail, b);
     }
     debug_check_guards(function, h);
 }
@@ -183,7 +229,11 @@ static debug_header *debug_header_checked(const char *function, const void *p,
                                           const debug_domain *d)
 {
     debug_header *h = header_of(p);
-    if (d->inner_is_heap && !omi_is_block_start(h))   /* the address map answers */
+    /* Inside objmem's memory the address map answers without a read; a
+     * pointer outside it may still be a RAW block freed through the wrong
+     * domain, which its header (read, as the RAW domain always does) tells. */
+    if (d->inner_is_heap && !omi_is_block_start(h) &&
+        (omi_addrmap_lookup(h) != 0 || h->cookie != ((uintptr_t)h ^ COOKIE_KEY)))
         omi_invalid_pointer(function, p, "not the start of a block of the debug hooks "
                             "(no objmem block 64 bytes before it)");
     if (h->cookie != ((uintptr_t)h ^ COOKIE_KEY))
@@ -192,21 +242,21 @@ static debug_header *debug_header_checked(const char *function, const void *p,
     return h;
 }
 
-static void live_link(debug_header *h)
+static void live_link(debug_domain *d, debug_header *h)
 {
     h->prev = NULL;
-    h->next = debug.live;
+    h->next = d->live;
     if (h->next != NULL)
         h->next->prev = h;
-    debug.live = h;
+    d->live = h;
 }
 
-static void live_unlink(debug_header *h)
+static void live_unlink(debug_domain *d, debug_header *h)
 {
     if (h->prev != NULL)
         h->prev->next = h->next;
     else
-        debug.live = h->next;
+        d->live = h->next;
     if (h->next != NULL)
         h->next->prev = h->prev;
 }
@@ -227,10 +277,10 @@ static void *debug_malloc(void *ctx, size_t size)
     memset(user - GUARD_SIZE, GUARD_BYTE, GUARD_SIZE);
     memset(user, CLEAN_BYTE, size);
     memset(user + size, GUARD_BYTE, GUARD_SIZE);
-    pthread_mutex_lock(&debug.lock);
-    h->serial = ++debug.serial;
-    live_link(h);
-    pthread_mutex_unlock(&debug.lock);
+    h->serial = atomic_fetch_add(&debug_serial, 1) + 1;
+    debug_lock(d);
+    live_link(d, h);
+    debug_unlock(d);
     return user;
 }
 
@@ -263,32 +313,31 @@ static debug_header *debug_validate(const char *function, debug_domain *d, void 
     return h;
 }
 
-/* Gives the oldest quarantined block back to its inner allocator, after
- * checking that nothing wrote to it. Called with the lock held. */
-static void quarantine_evict_oldest(void)
+/* Gives the oldest quarantined block back to the inner allocator, after
+ * checking that nothing wrote to it. Called with the domain locked. */
+static void quarantine_evict_oldest(debug_domain *d)
 {
-    size_t oldest = (debug.quarantine_head + QUARANTINE_COUNT - debug.quarantine_count) %
+    size_t oldest = (d->quarantine_head + QUARANTINE_COUNT - d->quarantine_count) %
                     QUARANTINE_COUNT;
-    debug_header *h = debug.quarantine[oldest];
-    debug.quarantine_count--;
-    debug_check_dead("the debug hooks' quarantine", h);
-    debug_domain *owner = &debug.domains[h->domain];
+    debug_header *h = d->quarantine[oldest];
+    d->quarantine_count--;
+    debug_check_dead("the debug hooks' quarantine", h, false);
     h->cookie = 0;
-    owner->inner.free(owner->inner.ctx, h);
+    d->inner.free(d->inner.ctx, h);
 }
 
-static void debug_free_checked(debug_header *h)
+static void debug_free_checked(debug_domain *d, debug_header *h)
 {
     memset(user_of(h), DEAD_BYTE, h->size);
-    pthread_mutex_lock(&debug.lock);
+    debug_lock(d);
     h->state = STATE_FREED;
-    live_unlink(h);
-    if (debug.quarantine_count == QUARANTINE_COUNT)
-        quarantine_evict_oldest();
-    debug.quarantine[debug.quarantine_head] = h;
-    debug.quarantine_head = (debug.quarantine_head + 1) % QUARANTINE_COUNT;
-    debug.quarantine_count++;
-    pthread_mutex_unlock(&debug.lock);
+    live_unlink(d, h);
+    if (d->quarantine_count == QUARANTINE_COUNT)
+        quarantine_evict_oldest(d);
+    d->quarantine[d->quarantine_head] = h;
+    d->quarantine_head = (d->quarantine_head + 1) % QUARANTINE_COUNT;
+    d->quarantine_count++;
+    debug_unlock(d);
 }
 
 static const char *free_name(om_domain domain)
@@ -321,7 +370,7 @@ static void debug_free(void *ctx, void *p)
         d->inner.free(d->inner.ctx, p);
         return;
     }
-    debug_free_checked(debug_validate(free_name(d->domain), d, p, "double free"));
+    debug_free_checked(d, debug_validate(free_name(d->domain), d, p, "double free"));
 }
 
 static void *debug_realloc(void *ctx, void *p, size_t size)
@@ -336,7 +385,7 @@ static void *debug_realloc(void *ctx, void *p, size_t size)
     if (moved == NULL)
         return NULL;
     memcpy(moved, p, h->size < size ? h->size : size);
-    debug_free_checked(h);
+    debug_free_checked(d, h);
     return moved;
 }
 
@@ -347,8 +396,9 @@ int om_setup_debug_hooks(void)
     if (omi_debug_active)
         return 0;
     for (int d = 0; d < OM_DOMAIN_COUNT; d++) {
-        debug_domain *dd = &debug.domains[d];
+        debug_domain *dd = &debug_domains[d];
         dd->domain = (om_domain)d;
+        dd->locked = d == OM_DOMAIN_RAW;
         om_get_allocator((om_domain)d, &dd->inner);
         dd->inner_is_heap = dd->inner.ctx == om_heap_default();
         om_allocator hooks = {dd, debug_malloc, debug_calloc, debug_realloc, debug_free};
@@ -370,14 +420,17 @@ size_t omi_debug_usable_size(const void *p)
 
 void omi_debug_check(void)
 {
-    pthread_mutex_lock(&debug.lock);
-    for (debug_header *h = debug.live; h != NULL; h = h->next)
-        debug_check_guards("om_heap_check", h);
-    for (size_t i = 0; i < debug.quarantine_count; i++) {
-        size_t slot = (debug.quarantine_head + QUARANTINE_COUNT - 1 - i) % QUARANTINE_COUNT;
-        debug_check_dead("om_heap_check", debug.quarantine[slot]);
+    for (int i = 0; i < OM_DOMAIN_COUNT; i++) {
+        debug_domain *d = &debug_domains[i];
+        debug_lock(d);
+        for (debug_header *h = d->live; h != NULL; h = h->next)
+            debug_check_guards("om_heap_check", h);
+        for (size_t k = 0; k < d->quarantine_count; k++) {
+            size_t slot = (d->quarantine_head + QUARANTINE_COUNT - 1 - k) % QUARANTINE_COUNT;
+            debug_check_dead("om_heap_check", d->quarantine[slot], true);
+        }
+        debug_unlock(d);
     }
-    pthread_mutex_unlock(&debug.lock);
 }
 
 /* OBJMEM_MALLOC=malloc: MEM and OBJ become the RAW domain's allocator. */
