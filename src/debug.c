@@ -233,7 +233,8 @@ static debug_header *debug_header_checked(const char *function, const void *p,
      * pointer outside it may still be a RAW block freed through the wrong
      * domain, which its header (read, as the RAW domain always does) tells. */
     if (d->inner_is_heap && !omi_is_block_start(h) &&
-        (omi_addrmap_lookup(h) != 0 || h->cookie != ((uintptr_t)h ^ COOKIE_KEY)))
+        (omi_addrmap_lookup(h) != 0 || !omi_asan_readable(h, sizeof *h) ||
+         h->cookie != ((uintptr_t)h ^ COOKIE_KEY)))
         omi_invalid_pointer(function, p, "not the start of a block of the debug hooks "
                             "(no objmem block 64 bytes before it)");
     if (h->cookie != ((uintptr_t)h ^ COOKIE_KEY))

@@ -10,6 +10,9 @@
  *                                undefined (valgrind: MALLOCLIKE_BLOCK)
  *   omi_track_free(p, size)      a block is given back: no access
  *   omi_track_resize(p, old, new)  a live block grew in place
+ *   omi_asan_readable(p, size)     ASan: the bytes may be read (a check the
+ *                                  debug hooks make before trusting a header
+ *                                  in front of a pointer that is not objmem's)
  *   omi_track_internal_open(p, size)   the allocator itself is about to
  *                                read/write the free-list link of a free block
  *   omi_track_internal_close(p, size)  …and is done with it
@@ -26,9 +29,11 @@
 #include <sanitizer/asan_interface.h>
 #define omi_asan_poison(p, size) ASAN_POISON_MEMORY_REGION((p), (size))
 #define omi_asan_unpoison(p, size) ASAN_UNPOISON_MEMORY_REGION((p), (size))
+#define omi_asan_readable(p, size) (__asan_region_is_poisoned((void *)(p), (size)) == NULL)
 #else
 #define omi_asan_poison(p, size) ((void)(p), (void)(size))
 #define omi_asan_unpoison(p, size) ((void)(p), (void)(size))
+#define omi_asan_readable(p, size) ((void)(p), (void)(size), 1)
 #endif
 
 #if defined(OM_VALGRIND) && OM_VALGRIND
