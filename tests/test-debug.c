@@ -92,24 +92,10 @@ static void announce(const void *p)
     fflush(stderr);
 }
 
-typedef struct domain_calls {
-    om_domain domain;
-    const char *name;
-    void *(*malloc_fn)(size_t);
-    void *(*calloc_fn)(size_t, size_t);
-    void *(*realloc_fn)(void *, size_t);
-    void (*free_fn)(void *);
-} domain_calls;
-
-static const domain_calls all_domains[] = {
-    {OM_DOMAIN_RAW, "raw", tu_raw_malloc, tu_raw_calloc, tu_raw_realloc, om_raw_free},
-    {OM_DOMAIN_MEM, "mem", tu_mem_malloc, tu_mem_calloc, tu_mem_realloc, om_mem_free},
-    {OM_DOMAIN_OBJ, "obj", tu_obj_malloc, tu_obj_calloc, tu_obj_realloc, om_obj_free},
-};
-#define DOMAINS (sizeof all_domains / sizeof all_domains[0])
-#define RAW (&all_domains[0])
-#define MEM (&all_domains[1])
-#define OBJ (&all_domains[2])
+#define DOMAINS (sizeof tu_all_domains / sizeof tu_all_domains[0])
+#define RAW (&tu_all_domains[0])
+#define MEM (&tu_all_domains[1])
+#define OBJ (&tu_all_domains[2])
 
 /* Sizes of every tier, with edges. */
 static const size_t tier_sizes[] = {
@@ -141,8 +127,8 @@ typedef enum misuse_kind {
 typedef struct misuse_case {
     const char *name;
     misuse_kind kind;
-    const domain_calls *alloc;   /* the domain that allocates */
-    const domain_calls *release; /* the domain that frees (WRONG_DOMAIN) */
+    const tu_domain_calls *alloc;   /* the domain that allocates */
+    const tu_domain_calls *release; /* the domain that frees (WRONG_DOMAIN) */
     size_t size;
     const char *phrase;          /* must be in the report */
     const char *phrase2;         /* must be in it too, case-insensitively (or NULL) */
@@ -160,7 +146,7 @@ enum {
 static void misuse_child(void *arg)
 {
     const misuse_case *c = arg;
-    const domain_calls *d = c->alloc;
+    const tu_domain_calls *d = c->alloc;
     CHECK(om_setup_debug_hooks() == 0);
     switch (c->kind) {
     case OVERFLOW_FREE:
@@ -376,7 +362,7 @@ static void test_setup_twice(void)
 static void test_fresh_fill(void)
 {
     for (size_t d = 0; d < DOMAINS; d++) {
-        const domain_calls *dc = &all_domains[d];
+        const tu_domain_calls *dc = &tu_all_domains[d];
         size_t bad_fill = 0, bad_usable = 0, bad_align = 0, null = 0;
         for (size_t i = 0; i < TIER_SIZES; i++) {
             size_t n = tier_sizes[i];
@@ -411,7 +397,7 @@ static void test_fresh_fill(void)
 static void test_calloc_zero(void)
 {
     for (size_t d = 0; d < DOMAINS; d++) {
-        const domain_calls *dc = &all_domains[d];
+        const tu_domain_calls *dc = &tu_all_domains[d];
         size_t bad = 0;
         for (int round = 0; round < 2; round++) {
             for (size_t i = 0; i < TIER_SIZES; i++) {
@@ -442,7 +428,7 @@ static void test_realloc_contents(void)
     static const size_t steps[] = {20, 100, 512, 513, 5000, 70000, LARGE_SIZE, 2 * MB,
                                    600000, 30000, 700, 300, 10, 1};
     for (size_t d = 0; d < DOMAINS; d++) {
-        const domain_calls *dc = &all_domains[d];
+        const tu_domain_calls *dc = &tu_all_domains[d];
         size_t bad_kept = 0, bad_grown = 0, bad_usable = 0;
         size_t size = steps[0];
         unsigned char *p = dc->malloc_fn(size);
@@ -545,7 +531,7 @@ static void test_quarantine(void)
     static const size_t sizes[] = {16, 64, 500, 5000, 70000, LARGE_SIZE};
     size_t reused = 0, unfilled = 0;
     for (size_t d = 0; d < DOMAINS; d++) {
-        const domain_calls *dc = &all_domains[d];
+        const tu_domain_calls *dc = &tu_all_domains[d];
         for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
             unsigned char *p = dc->malloc_fn(sizes[i]);
             memset(p, 0x33, sizes[i]);
@@ -589,13 +575,13 @@ static void test_check_clean(void)
 {
     enum { N = 4000 };
     static void *blocks[N];
-    static const domain_calls *owner[N];
+    static const tu_domain_calls *owner[N];
     tu_rng rng = {0xdeb0c0de};
     CHECK(om_heap_check() == 0);
     for (size_t i = 0; i < N; i++) {
         uint64_t r = tu_rng_next(&rng);
         size_t size = (r % 10 < 7) ? r % 512 : (r % 10 < 9) ? 513 + r % 60000 : 300000;
-        owner[i] = &all_domains[(r >> 32) % DOMAINS];
+        owner[i] = &tu_all_domains[(r >> 32) % DOMAINS];
         blocks[i] = owner[i]->malloc_fn(size);
         CHECK(blocks[i] != NULL);
         if (i % 3 == 0)
@@ -634,7 +620,7 @@ typedef struct slot {
     unsigned char *p;
     size_t size;
     unsigned seed;
-    const domain_calls *d;
+    const tu_domain_calls *d;
 } slot;
 
 static size_t random_size(tu_rng *rng)
@@ -669,7 +655,7 @@ static void test_random_operations(void)
         slot *s = &slots[tu_rng_next(&rng) % SLOTS];
         uint64_t r = tu_rng_next(&rng);
         if (s->p == NULL) {
-            s->d = &all_domains[r % DOMAINS];
+            s->d = &tu_all_domains[r % DOMAINS];
             s->size = random_size(&rng);
             int zeroed = (r >> 8) % 4 == 0;
             s->p = zeroed ? s->d->calloc_fn(1, s->size) : s->d->malloc_fn(s->size);

@@ -23,20 +23,6 @@
 #include "objmem.h"
 #include "testutil.h"
 
-typedef struct domain_calls {
-    om_domain domain;
-    void *(*malloc_fn)(size_t);
-    void *(*calloc_fn)(size_t, size_t);
-    void *(*realloc_fn)(void *, size_t);
-    void (*free_fn)(void *);
-} domain_calls;
-
-static const domain_calls all_domains[] = {
-    {OM_DOMAIN_RAW, tu_raw_malloc, tu_raw_calloc, tu_raw_realloc, om_raw_free},
-    {OM_DOMAIN_MEM, tu_mem_malloc, tu_mem_calloc, tu_mem_realloc, om_mem_free},
-    {OM_DOMAIN_OBJ, tu_obj_malloc, tu_obj_calloc, tu_obj_realloc, om_obj_free},
-};
-
 static void check_injected_failure(void *p)
 {
     CHECK(p == NULL);
@@ -53,7 +39,7 @@ static int same_allocator(const om_allocator *a, const om_allocator *b)
            a->realloc == b->realloc && a->free == b->free;
 }
 
-static void test_fail_after(const domain_calls *d)
+static void test_fail_after(const tu_domain_calls *d)
 {
     om_allocator before;
     CHECK(om_get_allocator(d->domain, &before) == 0);
@@ -310,8 +296,8 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--count-until-failure") == 0)
         return count_until_failure();
-    for (size_t i = 0; i < sizeof all_domains / sizeof all_domains[0]; i++)
-        test_fail_after(&all_domains[i]);
+    for (size_t i = 0; i < sizeof tu_all_domains / sizeof tu_all_domains[0]; i++)
+        test_fail_after(&tu_all_domains[i]);
     test_fail_random();
     test_every_failure_point();
     test_check_passes();

@@ -44,6 +44,8 @@
  *   tu_count_occurrences(t, w)  how often w occurs in t (overlaps count).
  *   tu_mem_*, tu_obj_*, tu_raw_* malloc/calloc/realloc of a domain as plain
  *                               functions, for tables of function pointers.
+ *   tu_domain_calls, tu_all_domains
+ *                               the calls of each domain, indexed by om_domain.
  */
 #ifndef OM_TESTS_TESTUTIL_H
 #define OM_TESTS_TESTUTIL_H
@@ -225,5 +227,21 @@ static inline void *tu_mem_realloc(void *ptr, size_t size) { return om_mem_reall
 static inline void *tu_obj_malloc(size_t size) { return om_obj_malloc(size); }
 static inline void *tu_obj_calloc(size_t count, size_t size) { return om_obj_calloc(count, size); }
 static inline void *tu_obj_realloc(void *ptr, size_t size) { return om_obj_realloc(ptr, size); }
+
+/* The calls of one domain, for tests that loop over the three. */
+typedef struct tu_domain_calls {
+    om_domain domain;
+    const char *name;                        /* "raw", "mem", "obj" */
+    void *(*malloc_fn)(size_t);
+    void *(*calloc_fn)(size_t, size_t);
+    void *(*realloc_fn)(void *, size_t);
+    void (*free_fn)(void *);
+} tu_domain_calls;
+
+static const tu_domain_calls tu_all_domains[OM_DOMAIN_COUNT] = {
+    {OM_DOMAIN_RAW, "raw", tu_raw_malloc, tu_raw_calloc, tu_raw_realloc, om_raw_free},
+    {OM_DOMAIN_MEM, "mem", tu_mem_malloc, tu_mem_calloc, tu_mem_realloc, om_mem_free},
+    {OM_DOMAIN_OBJ, "obj", tu_obj_malloc, tu_obj_calloc, tu_obj_realloc, om_obj_free},
+};
 
 #endif
