@@ -17,11 +17,17 @@
  *
  * The active part of the table changes size in phases, so that pools and
  * arenas fill, empty and get released along the way. At each phase boundary
- * the default heap's per-class used_blocks must equal the model's count; at
- * the end everything is freed and every class must be empty.
+ * the default heap's per-class used_blocks must equal the model's count and
+ * om_heap_check must pass; at the end everything is freed and every class
+ * must be empty.
  *
- * Usage: test-stress [seed [operations]]   (defaults: fixed seed, 10M ops,
- * a tenth of that under sanitizers).
+ * With a fault rate, om_fail_random makes that share of the MEM and OBJ
+ * allocations fail: each failure must leave the model and the heap intact
+ * (a failed realloc keeps its block, verified later), and the failures seen
+ * must be exactly those injected.
+ *
+ * Usage: test-stress [seed [operations [failures-per-million]]]
+ * (defaults: fixed seed, 10M ops — a tenth under sanitizers — no faults).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -49,6 +55,7 @@ static uint32_t generation;
 static size_t errors_reported;
 static size_t corrupt_blocks;
 static size_t alloc_failures;
+static long fault_per_million; /* argv[3]: fault injection rate, 0 = none */
 static size_t bad_blocks; /* misaligned or usable size too small */
 static unsigned long long op_index;
 
@@ -186,7 +193,8 @@ static void do_alloc(size_t index)
         p = domain ? om_obj_realloc(NULL, size) : om_mem_realloc(NULL, size);
     if (!p) {
         alloc_failures++;
-        report("allocation failed", index, size);
+        if (fault_per_million == 0)
+            report("allocation failed", index, size);
         return;
     }
     s->block = check_new_block(index, p, size, tu_small_class_size(size));
@@ -220,7 +228,8 @@ static void do_realloc(size_t index)
     unsigned char *p = s->domain ? om_obj_realloc(old, size) : om_mem_realloc(old, size);
     if (!p) {
         alloc_failures++;
-        report("realloc failed", index, size);
+        if (fault_per_million == 0)
+            report("realloc failed", index, size);
         return; /* the old block stays in the slot */
     }
     s->ptr = p;
@@ -277,7 +286,14 @@ int main(int argc, char **argv)
         seed = strtoull(argv[1], NULL, 0);
     if (argc > 2)
         ops = strtoull(argv[2], NULL, 0);
+    if (argc > 3)
+        fault_per_million = strtol(argv[3], NULL, 0);
     rng.state = seed ? seed : 1;
+    /* With faults injected, failed allocations must leave the model and the
+     * heap intact: every check below still holds, and the failures seen are
+     * exactly the ones injected. */
+    CHECK(om_fail_random(OM_DOMAIN_MEM, fault_per_million, seed) == 0);
+    CHECK(om_fail_random(OM_DOMAIN_OBJ, fault_per_million, seed + 1) == 0);
     printf("test-stress: seed 0x%llx, %llu operations\n", (unsigned long long)seed, ops);
 
     om_heap_stats st0;
@@ -292,6 +308,7 @@ int main(int argc, char **argv)
     for (op_index = 0; op_index < ops; op_index++) {
         if (op_index % phase_len == 0) {
             check_against_stats();
+            CHECK(om_heap_check() == 0);
             om_heap_stats st;
             CHECK(om_heap_get_stats(NULL, &st) == 0);
             if (st.arenas_current > peak_arenas)
@@ -342,7 +359,15 @@ int main(int argc, char **argv)
     CHECK(st.arenas_current == st.arenas_allocated - st.arenas_freed);
 
     CHECK_EQ_SIZE(corrupt_blocks, 0);
-    CHECK_EQ_SIZE(alloc_failures, 0);
+    CHECK(om_heap_check() == 0);
+    if (fault_per_million == 0) {
+        CHECK_EQ_SIZE(alloc_failures, 0);
+    } else {
+        CHECK(alloc_failures > 0);
+        CHECK_EQ_SIZE(alloc_failures,
+                      (size_t)(om_fail_count(OM_DOMAIN_MEM) + om_fail_count(OM_DOMAIN_OBJ)));
+        printf("test-stress: %zu allocations failed on purpose, all handled\n", alloc_failures);
+    }
     CHECK_EQ_SIZE(bad_blocks, 0);
 
     printf("test-stress: %u allocations, %zu live at the end, peak %zu arenas, "
