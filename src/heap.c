@@ -175,13 +175,10 @@ void omi_free_slow(const char *function, uintptr_t entry, void *p)
     switch (entry & OMI_OWNER_KIND_MASK) {
     case OMI_OWNER_SMALL:
         omi_invalid_pointer(function, p, "inside a pool, not at the start of a handed-out block");
-    case OMI_OWNER_MEDIUM:
-        omi_medium_free(function, p);
-        return;
     case OMI_OWNER_LARGE:
         omi_large_free(function, entry, p);
         return;
-    default:
+    default:   /* medium blocks never get here: omi_free calls medium.c itself */
         omi_invalid_pointer(function, p, "not in any objmem arena or mapping");
     }
 }

@@ -330,8 +330,8 @@ extern OMI_HIDDEN bool omi_debug_active;
 OMI_HIDDEN size_t omi_debug_usable_size(const void *p);
 OMI_HIDDEN void omi_debug_check(void);
 
-/* Frees what is not a valid pool block: medium and large blocks, and
- * reports foreign or interior pointers. */
+/* Frees a large block, or reports a foreign or interior pointer (omi_free
+ * handles pool and medium blocks itself). */
 OMI_HIDDEN void omi_free_slow(const char *function, uintptr_t entry, void *p);
 
 static inline void *omi_heap_malloc(om_heap *h, size_t size)
