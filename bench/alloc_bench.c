@@ -1066,16 +1066,22 @@ static void print_header(const report *r)
     printf("\n");
 }
 
-/* "| workload | a | b |" and its separator line. */
-static void print_header_row(const int *cols, int ncols)
+/* "| <first> | a | b |" and its separator line. */
+static void print_header_row_named(const char *first, const int *cols, int ncols)
 {
-    printf("| workload |");
+    printf("| %s |", first);
     for (int i = 0; i < ncols; i++)
         printf(" %s |", allocs[cols[i]].name);
     printf("\n|---|");
     for (int i = 0; i < ncols; i++)
         printf("---:|");
     printf("\n");
+}
+
+/* "| workload | a | b |" and its separator line. */
+static void print_header_row(const int *cols, int ncols)
+{
+    print_header_row_named("workload", cols, ncols);
 }
 
 /* One row per workload: the median ns/op of each column and its ratio to
@@ -1178,13 +1184,7 @@ static void print_tables(const report *r)
 
     if (r->wl_selected[WL_BULK]) {
         printf("\n### (c) bulk: RSS after freeing everything (median)\n\n");
-        printf("| measure |");
-        for (int i = 0; i < ncols; i++)
-            printf(" %s |", allocs[cols[i]].name);
-        printf("\n|---|");
-        for (int i = 0; i < ncols; i++)
-            printf("---:|");
-        printf("\n");
+        print_header_row_named("measure", cols, ncols);
         static const char *const rows[] = {
             "RSS after free, MB", "RSS after free, % of peak RSS",
             "allocator kept, % of what it took" };
@@ -1205,13 +1205,7 @@ static void print_tables(const report *r)
     }
     if (r->wl_selected[WL_WINDOW]) {
         printf("\n### (e') medium window: peak RSS against the bytes held (median)\n\n");
-        printf("| measure |");
-        for (int i = 0; i < ncols; i++)
-            printf(" %s |", allocs[cols[i]].name);
-        printf("\n|---|");
-        for (int i = 0; i < ncols; i++)
-            printf("---:|");
-        printf("\n");
+        print_header_row_named("measure", cols, ncols);
         static const char *const rows[] = {
             "most bytes held at once (live), MB",
             "peak RSS of the process, MB",

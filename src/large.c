@@ -160,13 +160,30 @@ static inline size_t large_usable(const omi_large *l)
     return l->map_size - l->block_offset;
 }
 
-static void large_link(om_heap *h, omi_large *l)
+/* The heap's two lists of descriptors (live blocks, cached mappings) share
+ * these two operations; the callers keep their own counters. */
+static void large_list_push(omi_large **head, omi_large *l)
 {
     l->prev = NULL;
-    l->next = h->large_blocks;
+    l->next = *head;
     if (l->next != NULL)
         l->next->prev = l;
-    h->large_blocks = l;
+    *head = l;
+}
+
+static void large_list_remove(omi_large **head, omi_large *l)
+{
+    if (l->prev != NULL)
+        l->prev->next = l->next;
+    else
+        *head = l->next;
+    if (l->next != NULL)
+        l->next->prev = l->prev;
+}
+
+static void large_link(om_heap *h, omi_large *l)
+{
+    large_list_push(&h->large_blocks, l);
     h->large_count++;
     h->large_bytes += large_usable(l);
 }
@@ -174,12 +191,7 @@ static void large_link(om_heap *h, omi_large *l)
 static void large_unlink(omi_large *l)
 {
     om_heap *h = l->heap;
-    if (l->prev != NULL)
-        l->prev->next = l->next;
-    else
-        h->large_blocks = l->next;
-    if (l->next != NULL)
-        l->next->prev = l->prev;
+    large_list_remove(&h->large_blocks, l);
     h->large_count--;
     h->large_bytes -= large_usable(l);
 }
@@ -243,23 +255,14 @@ static void large_cache_push(om_heap *h, omi_large *l)
 {
     l->cached = true;
     l->freed_ms = h->now_ms;   /* read by the purge check just before */
-    l->prev = NULL;
-    l->next = h->large_cache;
-    if (l->next != NULL)
-        l->next->prev = l;
-    h->large_cache = l;
+    large_list_push(&h->large_cache, l);
     h->large_cached_count++;
     h->large_cached_bytes += l->map_size;
 }
 
 static void large_cache_remove(om_heap *h, omi_large *l)
 {
-    if (l->prev != NULL)
-        l->prev->next = l->next;
-    else
-        h->large_cache = l->next;
-    if (l->next != NULL)
-        l->next->prev = l->prev;
+    large_list_remove(&h->large_cache, l);
     h->large_cached_count--;
     h->large_cached_bytes -= l->map_size;
     l->cached = false;
