@@ -11,6 +11,12 @@
  *   6. Options
  *   7. Statistics
  *   8. Checking and fault injection
+ * and, in parts of their own under objmem/ (each included at the end):
+ *   9. Allocation tracing                         objmem/trace.h
+ *  10. Objects, reference counts, types            objmem/object.h
+ *  11. Built-in types: numbers, str and bytes      objmem/scalars.h
+ *  12. Built-in types: tuple, list, range, generators  objmem/sequences.h
+ *  13. Built-in types: dict                         objmem/dict.h
  *
  * Conventions: every function is prefixed om_, every macro and constant OM_.
  * A failing call returns NULL (or -1) and records an error code and message
@@ -62,6 +68,12 @@ typedef enum om_error {
     OM_OK = 0,        /**< no error */
     OM_ENOMEM = 1,    /**< out of memory, or a size too large to represent */
     OM_EINVAL = 2,    /**< an argument is invalid (bad domain, NULL struct, …) */
+    OM_ETYPE = 3,     /**< an object of the wrong type (Python's TypeError), e.g. an unhashable key */
+    OM_EINDEX = 4,    /**< an index out of range (IndexError) */
+    OM_EKEY = 5,      /**< a key that is not in the mapping (KeyError) */
+    OM_EOVERFLOW = 6, /**< a result too large for its type (OverflowError), e.g. int64 arithmetic */
+    OM_EVALUE = 7,    /**< a value of the right type but not acceptable (ValueError),
+                           e.g. invalid UTF-8, a range step of 0, division by zero */
 } om_error;
 
 /** The calling thread's last error code (OM_OK if none since the last clear). */
@@ -402,5 +414,11 @@ OM_API long om_fail_count(om_domain domain);
 #ifdef __cplusplus
 }
 #endif
+
+#include "objmem/trace.h"
+#include "objmem/object.h"
+#include "objmem/scalars.h"
+#include "objmem/sequences.h"
+#include "objmem/dict.h"
 
 #endif /* OBJMEM_H */

@@ -357,6 +357,74 @@ static inline void omi_free(const char *function, void *p)
         omi_free_slow(function, entry, p);
 }
 
+/* ---- object.c ------------------------------------------------------------ */
+
+/* A dead object's count: negative, so that om_decref and omi_check_live
+ * send it to a fatal report; kept while the debug hooks hold the object. */
+#define OMI_REFCNT_DEAD (-((intptr_t)1 << 56))
+
+/* An object of `type` with `count` items (0 for fixed-size types): count 1,
+ * type set, ob_size set for variable-size types, the collector's
+ * pre-header zeroed (untracked) but the body NOT zeroed. NULL with
+ * OM_ENOMEM (also when the size overflows). Memory from the OBJ domain. */
+OMI_HIDDEN om_object *omi_object_alloc(const om_type *type, size_t count);
+/* Gives back the memory of an object whose destroy has run (no hooks). */
+OMI_HIDDEN void omi_object_free_memory(om_object *o);
+/* Reports a call on a freed object (count <= 0): fatal. */
+OMI_HIDDEN _Noreturn void omi_object_dead(const om_object *o, const char *function) OMI_COLD;
+/* Sets OM_ETYPE "function: expected a 'want', got 'o's type'"; returns false. */
+OMI_HIDDEN bool omi_type_error(const om_object *o, const char *want, const char *function) OMI_COLD;
+
+/* Entry check of every typed API call: o is live (else fatal) and of type
+ * t (else OM_ETYPE and false). NULL o gives OM_EINVAL and false. */
+static inline bool omi_check_type(om_object *o, const om_type *t, const char *function)
+{
+    if (omi_unlikely(o == NULL)) {
+        omi_set_error(OM_EINVAL, "%s: object is NULL", function);
+        return false;
+    }
+    if (omi_unlikely(o->ob_refcnt <= 0))
+        omi_object_dead(o, function);
+    if (omi_unlikely(o->ob_type != t))
+        return omi_type_error(o, t->name, function);
+    return true;
+}
+
+/* ---- gc.c ---------------------------------------------------------------- */
+
+/* The collector's pre-header, in front of every object of an OM_TYPE_GC
+ * type, in the same block. Untracked: next == 0. */
+typedef struct omi_gc_head {
+    uintptr_t next;                  /* next in its generation's list, or 0 */
+    uintptr_t prev;                  /* previous | OMI_GC_FLAG_MASK flags */
+} omi_gc_head;
+
+#define OMI_GC_FINALIZED ((uintptr_t)1)   /* finalize has run (PEP 442) */
+#define OMI_GC_FLAG_MASK ((uintptr_t)3)   /* low bits of prev that are flags */
+
+_Static_assert(sizeof(omi_gc_head) % OM_ALIGNMENT == 0, "objects stay 16-byte aligned");
+
+static inline omi_gc_head *omi_gc_head_of(const om_object *o)
+{
+    return (omi_gc_head *)o - 1;
+}
+
+static inline bool omi_type_is_gc(const om_type *t)
+{
+    return (t->flags & OM_TYPE_GC) != 0;
+}
+
+static inline bool omi_gc_is_tracked(const om_object *o)
+{
+    return omi_type_is_gc(o->ob_type) && omi_gc_head_of(o)->next != 0;
+}
+
+/* Start / stop the collector watching a GC object: track once traverse is
+ * safe to call on it; objects must be untracked before they are destroyed
+ * (om_dealloc does that). Both are idempotent. */
+OMI_HIDDEN void omi_gc_track(om_object *o);
+OMI_HIDDEN void omi_gc_untrack(om_object *o);
+
 /* ---- stats.c ------------------------------------------------------------- */
 
 OMI_HIDDEN void omi_stats_print_at_exit(void);

@@ -653,6 +653,11 @@ static const char *error_name(om_error code)
     case OM_OK: return "OM_OK";
     case OM_ENOMEM: return "OM_ENOMEM";
     case OM_EINVAL: return "OM_EINVAL";
+    case OM_ETYPE: return "OM_ETYPE";
+    case OM_EINDEX: return "OM_EINDEX";
+    case OM_EKEY: return "OM_EKEY";
+    case OM_EOVERFLOW: return "OM_EOVERFLOW";
+    case OM_EVALUE: return "OM_EVALUE";
     }
     return "(unknown code)";
 }

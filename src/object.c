@@ -1,0 +1,492 @@
+/*
+ * object.c — objects, reference counts, release without recursion, types
+ * from specs, None and the booleans, and the generic operations (hash,
+ * equality, ordering, iteration, size) that dispatch through a type's hooks.
+ *
+ * An object block (from the OBJ domain):
+ *
+ *   GC types:     | omi_gc_head (16 B) | om_object head | fields … |
+ *   other types:                       | om_object head | fields … |
+ *                                      ^ the om_object * users hold
+ *
+ * The count (ob_refcnt) has these ranges:
+ *   1 … OM_REFCNT_IMMORTAL-1      alive, owned that many times
+ *   ≥ OM_REFCNT_IMMORTAL          immortal: om_incref/om_decref skip it
+ *   0                             being released now
+ *   -1 - (next >> 4)              waiting on the release stack (below)
+ *   around OMI_REFCNT_DEAD        released, kept by the debug quarantine
+ * so any decref that takes a count below zero lands in om_dealloc with a
+ * negative value, which is always fatal misuse.
+ *
+ * Release without recursion (CPython's trashcan, simplified): releasing an
+ * object drops its references, which may release more objects, and so on
+ * down a chain of any length. Only the outermost om_dealloc of a thread
+ * releases; a nested one (from inside a destroy hook) pushes its object on
+ * the thread's release stack and returns, and the outer loop pops it. The
+ * stack is intrusive: an object waiting on it has count 0 and no other
+ * use for its count word, so the word holds the link (objects are 16-byte
+ * aligned, so next >> 4 fits and the encoded value stays negative). C
+ * stack depth is constant and no memory is needed, so release cannot fail.
+ *
+ * Release of one object (release_one): the finalize hook first (PEP 442:
+ * for GC types at most once, recorded in the pre-header; the count is held
+ * at 1 around the call, and if the hook stored a new reference the object
+ * is resurrected and lives on); then it leaves the collector's lists, its
+ * destroy hook drops what it owns, and the memory goes back (or, with the
+ * debug hooks on, it waits dead in a quarantine of DEAD_QUARANTINE objects
+ * with its type intact, so that a late decref or call names the type).
+ *
+ * Learned from: CPython's Objects/object.c (_Py_Dealloc, the trashcan in
+ * Include/cpython/object.h, PyObject_CallFinalizerFromDealloc) and PEP 683
+ * for immortal objects; written afresh.
+ */
+#include <stdalign.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define DEAD_QUARANTINE 1024
+/* How far a dead object's count may drift from OMI_REFCNT_DEAD through
+ * misuse (late increfs and decrefs) and still be recognised. */
+#define DEAD_SLACK ((intptr_t)1 << 20)
+
+_Static_assert(OMI_REFCNT_DEAD + DEAD_SLACK < -((intptr_t)1 << 44) - 1,
+               "dead counts never look like release-stack links");
+
+/* ---- None and the booleans ---------------------------------------------- */
+
+static int64_t none_hash(om_object *self)
+{
+    (void)self;
+    return 0x5f3759df;
+}
+
+static int64_t bool_hash(om_object *self)
+{
+    return self == om_true ? 1 : 0;
+}
+
+const om_type om_none_type = {.name = "NoneType", .size = sizeof(om_object), .hash = none_hash};
+const om_type om_bool_type = {.name = "bool", .size = sizeof(om_object), .hash = bool_hash};
+
+om_object om_none_object = {OM_REFCNT_IMMORTAL, &om_none_type};
+om_object om_true_object = {OM_REFCNT_IMMORTAL, &om_bool_type};
+om_object om_false_object = {OM_REFCNT_IMMORTAL, &om_bool_type};
+
+/* ---- Allocation ---------------------------------------------------------- */
+
+/* Bytes of the object proper (head, fields, items), or false on overflow. */
+static bool object_body_size(const om_type *type, size_t count, size_t *size)
+{
+    size_t items;
+    if (!omi_mul_size(count, type->item_size, &items))
+        return false;
+    *size = type->size + items;
+    return *size >= type->size && *size <= PTRDIFF_MAX - sizeof(omi_gc_head);
+}
+
+om_object *omi_object_alloc(const om_type *type, size_t count)
+{
+    size_t body;
+    if (!object_body_size(type, count, &body)) {
+        omi_set_error(OM_ENOMEM, "%s: %zu items of %zu bytes do not fit in memory",
+                      type->name, count, type->item_size);
+        return NULL;
+    }
+    size_t prefix = omi_type_is_gc(type) ? sizeof(omi_gc_head) : 0;
+    unsigned char *block = om_obj_malloc(prefix + body);
+    if (block == NULL)
+        return NULL;
+    if (prefix != 0)
+        memset(block, 0, prefix);
+    om_object *o = (om_object *)(block + prefix);
+    o->ob_refcnt = 1;
+    o->ob_type = type;
+    if (type->item_size != 0)
+        ((om_var_object *)o)->ob_size = count;
+    return o;
+}
+
+/* Zeroes everything after the head (and after ob_size), then tracks a GC
+ * object: with its fields NULL, traverse is safe at once. */
+static om_object *object_init_zeroed(om_object *o, size_t count)
+{
+    const om_type *type = o->ob_type;
+    size_t head = type->item_size != 0 ? sizeof(om_var_object) : sizeof(om_object);
+    size_t body = type->size + count * type->item_size;
+    if (body > head)
+        memset((unsigned char *)o + head, 0, body - head);
+    if (omi_type_is_gc(type))
+        omi_gc_track(o);
+    return o;
+}
+
+static bool type_argument_ok(const om_type *type, bool variable, const char *function)
+{
+    if (type == NULL) {
+        omi_set_error(OM_EINVAL, "%s: type is NULL", function);
+        return false;
+    }
+    if ((type->item_size != 0) != variable) {
+        omi_set_error(OM_EINVAL, "%s: type '%s' is %s", function, type->name,
+                      variable ? "not variable-size (item_size is 0): use om_new"
+                               : "variable-size: use om_new_var");
+        return false;
+    }
+    if (type->size < (variable ? sizeof(om_var_object) : sizeof(om_object))) {
+        omi_set_error(OM_EINVAL, "%s: type '%s' is smaller than its object head",
+                      function, type->name);
+        return false;
+    }
+    return true;
+}
+
+om_object *om_new(const om_type *type)
+{
+    if (!type_argument_ok(type, false, "om_new"))
+        return NULL;
+    om_object *o = omi_object_alloc(type, 0);
+    return o != NULL ? object_init_zeroed(o, 0) : NULL;
+}
+
+om_object *om_new_var(const om_type *type, size_t count)
+{
+    if (!type_argument_ok(type, true, "om_new_var"))
+        return NULL;
+    om_object *o = omi_object_alloc(type, count);
+    return o != NULL ? object_init_zeroed(o, count) : NULL;
+}
+
+void omi_object_free_memory(om_object *o)
+{
+    if (omi_type_is_gc(o->ob_type))
+        om_obj_free(omi_gc_head_of(o));
+    else
+        om_obj_free(o);
+}
+
+void om_make_immortal(om_object *o)
+{
+    if (o != NULL)
+        o->ob_refcnt = OM_REFCNT_IMMORTAL;
+}
+
+/* ---- Release ------------------------------------------------------------- */
+
+typedef struct release_state {
+    om_object *pending;     /* top of the release stack, linked through counts */
+    bool releasing;         /* an om_dealloc of this thread is running its loop */
+} release_state;
+
+static _Thread_local release_state thread_release;
+
+typedef struct dead_quarantine {
+    om_object *objects[DEAD_QUARANTINE];   /* dead objects, oldest at next_slot */
+    size_t next_slot;                      /* where the next one goes */
+} dead_quarantine;
+
+static dead_quarantine dead_objects;
+
+static void release_push(release_state *rs, om_object *o)
+{
+    o->ob_refcnt = -1 - (intptr_t)((uintptr_t)rs->pending >> 4);
+    rs->pending = o;
+}
+
+static om_object *release_pop(release_state *rs)
+{
+    om_object *o = rs->pending;
+    rs->pending = (om_object *)((uintptr_t)(-1 - o->ob_refcnt) << 4);
+    o->ob_refcnt = 0;
+    return o;
+}
+
+static bool count_is_dead(intptr_t count)
+{
+    return count > OMI_REFCNT_DEAD - DEAD_SLACK && count < OMI_REFCNT_DEAD + DEAD_SLACK;
+}
+
+void omi_object_dead(const om_object *o, const char *function)
+{
+    if (count_is_dead(o->ob_refcnt))
+        omi_fatal("%s: object of type '%s' at %p was already freed "
+                  "(its count had reached zero)", function, o->ob_type->name, (const void *)o);
+    omi_fatal("%s: object at %p has count %ld: it was freed or is being freed "
+              "(a decref without a matching incref)", function, (const void *)o,
+              (long)o->ob_refcnt);
+}
+
+bool omi_type_error(const om_object *o, const char *want, const char *function)
+{
+    omi_set_error(OM_ETYPE, "%s: expected '%s', got '%s'", function, want, o->ob_type->name);
+    return false;
+}
+
+/* PEP 442: finalize once (GC types) or at each death (others); true when
+ * the hook resurrected the object. */
+static bool finalize_resurrects(om_object *o)
+{
+    const om_type *type = o->ob_type;
+    if (type->finalize == NULL)
+        return false;
+    if (omi_type_is_gc(type)) {
+        omi_gc_head *gc = omi_gc_head_of(o);
+        if (gc->prev & OMI_GC_FINALIZED)
+            return false;
+        gc->prev |= OMI_GC_FINALIZED;
+    }
+    o->ob_refcnt = 1;
+    type->finalize(o);
+    return --o->ob_refcnt != 0;
+}
+
+static void dead_keep(om_object *o)
+{
+    o->ob_refcnt = OMI_REFCNT_DEAD;
+    om_object *oldest = dead_objects.objects[dead_objects.next_slot];
+    dead_objects.objects[dead_objects.next_slot] = o;
+    dead_objects.next_slot = (dead_objects.next_slot + 1) % DEAD_QUARANTINE;
+    if (oldest != NULL)
+        omi_object_free_memory(oldest);
+}
+
+static void release_one(om_object *o)
+{
+    if (finalize_resurrects(o))
+        return;
+    const om_type *type = o->ob_type;
+    if (omi_type_is_gc(type))
+        omi_gc_untrack(o);
+    if (type->destroy != NULL)
+        type->destroy(o);
+    if (omi_unlikely(omi_debug_active))
+        dead_keep(o);
+    else
+        omi_object_free_memory(o);
+}
+
+void om_dealloc(om_object *o)
+{
+    if (omi_unlikely(o->ob_refcnt < 0))
+        omi_object_dead(o, "om_decref");
+    release_state *rs = &thread_release;
+    if (rs->releasing) {
+        release_push(rs, o);
+        return;
+    }
+    rs->releasing = true;
+    for (;;) {
+        release_one(o);
+        if (rs->pending == NULL)
+            break;
+        o = release_pop(rs);
+    }
+    rs->releasing = false;
+}
+
+/* ---- Types from specs --------------------------------------------------- */
+
+typedef struct spec_type {
+    om_type type;                           /* first: ob_type points here */
+    void (*user_destroy)(om_object *self);  /* the spec's destroy, or NULL */
+    size_t field_count;                     /* entries in field_offsets */
+    size_t field_offsets[];                 /* offsetof each om_object * field */
+} spec_type;
+
+static const spec_type *spec_of(const om_object *o)
+{
+    return (const spec_type *)o->ob_type;
+}
+
+static om_object **spec_field(om_object *o, size_t offset)
+{
+    return (om_object **)((unsigned char *)o + offset);
+}
+
+static int spec_traverse(om_object *self, om_visit_fn visit, void *arg)
+{
+    const spec_type *st = spec_of(self);
+    for (size_t i = 0; i < st->field_count; i++) {
+        om_object *field = *spec_field(self, st->field_offsets[i]);
+        if (field != NULL) {
+            int stop = visit(field, arg);
+            if (stop != 0)
+                return stop;
+        }
+    }
+    return 0;
+}
+
+static void spec_clear(om_object *self)
+{
+    const spec_type *st = spec_of(self);
+    for (size_t i = 0; i < st->field_count; i++)
+        OM_CLEAR(*spec_field(self, st->field_offsets[i]));
+}
+
+static void spec_destroy(om_object *self)
+{
+    const spec_type *st = spec_of(self);
+    if (st->user_destroy != NULL)
+        st->user_destroy(self);
+    spec_clear(self);
+}
+
+static bool spec_is_valid(const om_type_spec *spec)
+{
+    if (spec == NULL || spec->name == NULL) {
+        omi_set_error(OM_EINVAL, "om_type_from_spec: %s is NULL", spec == NULL ? "spec" : "name");
+        return false;
+    }
+    if (spec->size < sizeof(om_object) || spec->size > PTRDIFF_MAX / 2) {
+        omi_set_error(OM_EINVAL, "om_type_from_spec: '%s': size %zu cannot hold the object head",
+                      spec->name, spec->size);
+        return false;
+    }
+    if (spec->object_offset_count > 0 && spec->object_offsets == NULL) {
+        omi_set_error(OM_EINVAL, "om_type_from_spec: '%s': object_offsets is NULL", spec->name);
+        return false;
+    }
+    for (size_t i = 0; i < spec->object_offset_count; i++) {
+        size_t off = spec->object_offsets[i];
+        if (off < sizeof(om_object) || off % alignof(om_object *) != 0 ||
+            off > spec->size - sizeof(om_object *)) {
+            omi_set_error(OM_EINVAL, "om_type_from_spec: '%s': field offset %zu is inside the "
+                          "head, misaligned or past the struct (size %zu)",
+                          spec->name, off, spec->size);
+            return false;
+        }
+    }
+    return true;
+}
+
+om_type *om_type_from_spec(const om_type_spec *spec)
+{
+    if (!spec_is_valid(spec))
+        return NULL;
+    size_t count = spec->object_offset_count;
+    size_t name_size = strlen(spec->name) + 1;
+    size_t offsets_size = count * sizeof(size_t);
+    spec_type *st = om_raw_malloc(sizeof *st + offsets_size + name_size);
+    if (st == NULL)
+        return NULL;
+    char *name = (char *)st->field_offsets + offsets_size;
+    memcpy(name, spec->name, name_size);
+    if (count > 0)
+        memcpy(st->field_offsets, spec->object_offsets, offsets_size);
+    st->field_count = count;
+    st->user_destroy = spec->destroy;
+    st->type = (om_type){
+        .name = name,
+        .size = spec->size,
+        .flags = spec->flags | (count > 0 ? OM_TYPE_GC : 0),
+        .traverse = spec_traverse,
+        .clear = spec_clear,
+        .finalize = spec->finalize,
+        .destroy = spec_destroy,
+    };
+    return &st->type;
+}
+
+void om_type_delete(om_type *type)
+{
+    om_raw_free(type);
+}
+
+/* ---- Generic operations ------------------------------------------------- */
+
+static bool object_argument_ok(const om_object *o, const char *function)
+{
+    if (o == NULL) {
+        omi_set_error(OM_EINVAL, "%s: object is NULL", function);
+        return false;
+    }
+    if (o->ob_refcnt <= 0)
+        omi_object_dead(o, function);
+    return true;
+}
+
+int64_t om_hash(om_object *o)
+{
+    if (!object_argument_ok(o, "om_hash"))
+        return -1;
+    if (o->ob_type->hash == NULL) {
+        omi_set_error(OM_ETYPE, "om_hash: unhashable type: '%s'", o->ob_type->name);
+        return -1;
+    }
+    return o->ob_type->hash(o);
+}
+
+int om_equal(om_object *a, om_object *b)
+{
+    if (!object_argument_ok(a, "om_equal") || !object_argument_ok(b, "om_equal"))
+        return -1;
+    if (a == b)
+        return 1;
+    if (a->ob_type->equal != NULL)
+        return a->ob_type->equal(a, b);
+    if (b->ob_type->equal != NULL)
+        return b->ob_type->equal(b, a);
+    return 0;
+}
+
+int om_compare(om_object *a, om_object *b, int *result)
+{
+    if (!object_argument_ok(a, "om_compare") || !object_argument_ok(b, "om_compare"))
+        return -1;
+    if (result == NULL) {
+        omi_set_error(OM_EINVAL, "om_compare: result is NULL");
+        return -1;
+    }
+    if (a->ob_type->compare == NULL) {
+        omi_set_error(OM_ETYPE, "om_compare: '<' not supported between '%s' and '%s'",
+                      a->ob_type->name, b->ob_type->name);
+        return -1;
+    }
+    return a->ob_type->compare(a, b, result);
+}
+
+om_object *om_iter(om_object *o)
+{
+    if (!object_argument_ok(o, "om_iter"))
+        return NULL;
+    if (o->ob_type->iter == NULL) {
+        omi_set_error(OM_ETYPE, "om_iter: '%s' object is not iterable", o->ob_type->name);
+        return NULL;
+    }
+    return o->ob_type->iter(o);
+}
+
+om_object *om_next(om_object *it)
+{
+    if (!object_argument_ok(it, "om_next"))
+        return NULL;
+    if (it->ob_type->next == NULL) {
+        omi_set_error(OM_ETYPE, "om_next: '%s' object is not an iterator", it->ob_type->name);
+        return NULL;
+    }
+    om_clear_error();
+    return it->ob_type->next(it);
+}
+
+size_t om_sizeof(om_object *o)
+{
+    if (o == NULL)
+        return 0;
+    if (!object_argument_ok(o, "om_sizeof"))
+        return 0;
+    const om_type *type = o->ob_type;
+    size_t size = type->size;
+    if (type->item_size != 0)
+        size += ((om_var_object *)o)->ob_size * type->item_size;
+    if (omi_type_is_gc(type))
+        size += sizeof(omi_gc_head);
+    if (type->buffer_size != NULL)
+        size += type->buffer_size(o);
+    return size;
+}
+
+const char *om_type_name(const om_object *o)
+{
+    return o != NULL ? o->ob_type->name : "NULL";
+}
