@@ -164,6 +164,14 @@ static inline om_heap_stats tu_get_stats(const om_heap *h)
     return st;
 }
 
+/* Bytes in blocks handed out by the default heap (small, medium, large):
+ * what must come back to its baseline when a test frees what it made. */
+static inline size_t tu_live_bytes(void)
+{
+    om_heap_stats st = tu_get_stats(NULL);
+    return st.small_used_bytes + st.medium_used_bytes + st.large_bytes;
+}
+
 static inline size_t tu_small_class_size(size_t size)
 {
     return size ? (size + OM_ALIGNMENT - 1) / OM_ALIGNMENT * OM_ALIGNMENT : OM_ALIGNMENT;
