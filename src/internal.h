@@ -425,6 +425,14 @@ static inline bool omi_gc_is_tracked(const om_object *o)
 OMI_HIDDEN void omi_gc_track(om_object *o);
 OMI_HIDDEN void omi_gc_untrack(om_object *o);
 
+/* ---- types/int.c, types/str.c -------------------------------------------- */
+
+/* The hash of int value v, shared by a float of the same value: v, or -2
+ * for -1 (never -1). */
+OMI_HIDDEN int64_t omi_int_hash_value(int64_t v);
+/* A 64-bit hash of `size` bytes (never -1), shared by str and bytes. */
+OMI_HIDDEN int64_t omi_hash_bytes(const void *data, size_t size);
+
 /* ---- stats.c ------------------------------------------------------------- */
 
 OMI_HIDDEN void omi_stats_print_at_exit(void);
