@@ -154,6 +154,7 @@ static _Noreturn OMI_COLD void debug_report(const char *function, debug_header *
     fprintf(stderr, "  bytes from %p:", (const void *)from);
     size_t span = (size_t)(user + h->size + GUARD_SIZE - from);
     hex_dump(from, span < 48 ? span : 48);
+    omi_trace_print_block(stderr, user, h->size, h);
     fflush(stderr);
     abort();
 }
@@ -443,8 +444,12 @@ static void debug_route_to_system(void)
     om_set_allocator(OM_DOMAIN_OBJ, &raw);
 }
 
-__attribute__((constructor)) static void debug_read_environment(void)
+void omi_debug_apply_environment(void)
 {
+    static bool applied;
+    if (applied)
+        return;
+    applied = true;
     const char *mode = getenv("OBJMEM_MALLOC");
     if (mode == NULL || *mode == '\0' || strcmp(mode, "default") == 0)
         return;
@@ -455,4 +460,9 @@ __attribute__((constructor)) static void debug_read_environment(void)
     else if (strcmp(mode, "malloc") != 0)
         fprintf(stderr, "objmem: ignoring OBJMEM_MALLOC=%s (expected default, debug, malloc "
                         "or malloc_debug)\n", mode);
+}
+
+__attribute__((constructor)) static void debug_read_environment(void)
+{
+    omi_debug_apply_environment();
 }

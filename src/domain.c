@@ -131,25 +131,37 @@ int om_set_allocator(om_domain domain, const om_allocator *allocator)
 /* ---- The public entry points ----------------------------------------------- */
 
 /* Dispatch for MEM and OBJ: the inline heap path while the default is in
- * place, else the installed allocator. */
+ * place, else the installed allocator, after recording the caller for
+ * tracing (only on that branch: the default path pays nothing). */
 #define DOMAIN_CALL(d, default_call, hook, ...) \
     (omi_likely(domains.is_default[d]) ? (default_call) \
-     : domains.allocators[d].hook(domains.allocators[d].ctx, __VA_ARGS__))
+     : (OMI_TRACE_CAPTURE(), \
+        domains.allocators[d].hook(domains.allocators[d].ctx, __VA_ARGS__)))
+
+/* RAW has no inline path; the caller is recorded once it is wrapped. */
+#define RAW_CAPTURE() \
+    do { \
+        if (!domains.is_default[OM_DOMAIN_RAW]) \
+            OMI_TRACE_CAPTURE(); \
+    } while (0)
 
 void *om_raw_malloc(size_t size)
 {
+    RAW_CAPTURE();
     const om_allocator *a = &domains.allocators[OM_DOMAIN_RAW];
     return a->malloc(a->ctx, size);
 }
 
 void *om_raw_calloc(size_t count, size_t size)
 {
+    RAW_CAPTURE();
     const om_allocator *a = &domains.allocators[OM_DOMAIN_RAW];
     return a->calloc(a->ctx, count, size);
 }
 
 void *om_raw_realloc(void *ptr, size_t size)
 {
+    RAW_CAPTURE();
     const om_allocator *a = &domains.allocators[OM_DOMAIN_RAW];
     return a->realloc(a->ctx, ptr, size);
 }

@@ -307,8 +307,8 @@ size_t om_usable_size(const void *ptr)
 {
     if (ptr == NULL)
         return 0;
-    if (omi_debug_active && !omi_is_block_start(ptr))
-        return omi_debug_usable_size(ptr);
+    if ((omi_debug_active || omi_trace_wrapped) && !omi_is_block_start(ptr))
+        return omi_trace_usable_size(ptr);
     return omi_usable_size("om_usable_size", ptr);
 }
 

@@ -330,6 +330,9 @@ extern OMI_HIDDEN bool omi_debug_active;
 OMI_HIDDEN size_t omi_debug_usable_size(const void *p);
 OMI_HIDDEN void omi_debug_check(void);
 
+/* OBJMEM_MALLOC applied once (its constructor, or tracing's first). */
+OMI_HIDDEN void omi_debug_apply_environment(void);
+
 /* Frees a large block, or reports a foreign or interior pointer (omi_free
  * handles pool and medium blocks itself). */
 OMI_HIDDEN void omi_free_slow(const char *function, uintptr_t entry, void *p);
@@ -432,6 +435,37 @@ OMI_HIDDEN void omi_gc_untrack(om_object *o);
 OMI_HIDDEN int64_t omi_int_hash_value(int64_t v);
 /* A 64-bit hash of `size` bytes (never -1), shared by str and bytes. */
 OMI_HIDDEN int64_t omi_hash_bytes(const void *data, size_t size);
+
+/* ---- trace.c ------------------------------------------------------------- */
+
+/* The caller of a domain entry point: its return address and the caller's
+ * frame pointer, stored by the entry point (only when the domain's
+ * allocator is not the default) for the tracing wrapper to take. */
+typedef struct omi_trace_site {
+    uintptr_t return_address;        /* into the caller; 0 = none recorded */
+    uintptr_t frame;                 /* the caller's frame pointer (may be junk) */
+} omi_trace_site;
+extern OMI_HIDDEN _Thread_local omi_trace_site omi_trace_caller
+    __attribute__((tls_model("initial-exec")));
+#define OMI_TRACE_CAPTURE()                                                        \
+    (omi_trace_caller = (omi_trace_site){                                          \
+         (uintptr_t)__builtin_return_address(0),                                   \
+         *(const uintptr_t *)__builtin_frame_address(0)})
+
+/* true once tracing has been installed: a block may carry a trace header. */
+extern OMI_HIDDEN bool omi_trace_wrapped;
+/* om_usable_size of a pointer that is not the start of an objmem block
+ * while tracing or the debug hooks are on: a traced block's size, else the
+ * debug hooks' answer, else the ordinary fatal report. */
+OMI_HIDDEN size_t omi_trace_usable_size(const void *p);
+/* For the debug hooks' reports: prints the allocation traceback of the
+ * block whose debug user block is outer_user (outer_size bytes; tracing
+ * installed over the hooks) or whose debug header is inner_block (tracing
+ * under them), if it was traced; else nothing. */
+OMI_HIDDEN void omi_trace_print_block(FILE *out, const void *outer_user, size_t outer_size,
+                                      const void *inner_block);
+/* Prints frames[0 … n), one "    name" line each. Slow (names frames). */
+OMI_HIDDEN void omi_trace_print_traceback(FILE *out, const uintptr_t *frames, size_t n);
 
 /* ---- stats.c ------------------------------------------------------------- */
 
