@@ -553,6 +553,78 @@ static void test_str_iterator(void)
     CHECK_EQ_SIZE(tu_live_bytes(), base);
 }
 
+/* ---- bytes --------------------------------------------------------------- */
+
+static void test_bytes(void)
+{
+    size_t base = tu_live_bytes();
+    static const unsigned char raw[] = {0x00, 0xff, 'a', 0x80, 0x00, 7};
+    om_object *b = om_bytes_from(raw, sizeof raw);
+    CHECK(b != NULL && om_bytes_check(b) && !om_str_check(b) && om_refcnt(b) == 1);
+    CHECK(strcmp(om_type_name(b), "bytes") == 0);
+    CHECK(om_bytes_size(b) == 6 && memcmp(om_bytes_data(b), raw, 6) == 0);
+    CHECK(om_bytes_data(b)[6] == 0);
+    CHECK_EQ_SIZE(om_sizeof(b), 32 + 7);
+    CHECK_EQ_SIZE(tu_live_bytes(), base + 48);
+    for (ptrdiff_t i = 0; i < 6; i++) {
+        om_object *v = om_bytes_get(b, i), *w = om_bytes_get(b, i - 6);
+        CHECK(v != NULL && v == w && int_value(v) == raw[i] && om_is_immortal(v));
+    }
+    om_clear_error();
+    CHECK(om_bytes_get(b, 6) == NULL && error_is(OM_EINDEX) && message_has("index 6"));
+    CHECK(om_bytes_get(b, -7) == NULL && error_is(OM_EINDEX));
+
+    om_object *same = om_bytes_from(raw, sizeof raw), *shorter = om_bytes_from(raw, 5);
+    om_object *text = om_bytes_from("abc", 3), *str = om_str_from_cstr("abc");
+    CHECK(om_equal(b, same) == 1 && hash_of(b) == hash_of(same) && compare_of(b, same) == 0);
+    CHECK(om_equal(b, shorter) == 0 && compare_of(shorter, b) < 0 && compare_of(b, shorter) > 0);
+    CHECK(compare_of(b, text) < 0);            /* 0x00 < 'a' */
+    CHECK(om_equal(text, str) == 0 && om_equal(str, text) == 0);
+    int r;
+    CHECK(om_compare(text, str, &r) == -1 && error_is(OM_ETYPE));
+    CHECK(om_compare(str, text, &r) == -1 && error_is(OM_ETYPE));
+
+    om_object *ab = om_bytes_concat(text, b);
+    CHECK(ab != NULL && om_bytes_size(ab) == 9 && memcmp(om_bytes_data(ab), "abc", 3) == 0);
+    CHECK(ab != NULL && memcmp(om_bytes_data(ab) + 3, raw, 6) == 0 && om_bytes_data(ab)[9] == 0);
+    CHECK(om_bytes_concat(text, str) == NULL && error_is(OM_ETYPE));
+    CHECK(om_bytes_data(str) == NULL && om_bytes_size(str) == -1 && error_is(OM_ETYPE));
+    CHECK(om_bytes_get(str, 0) == NULL && error_is(OM_ETYPE));
+    CHECK(om_bytes_from(NULL, 1) == NULL && error_is(OM_EINVAL));
+    CHECK(!om_bytes_check(NULL) && !om_bytes_check(str));
+
+    om_object *empty = om_bytes_from(NULL, 0);
+    CHECK(empty != NULL && om_bytes_size(empty) == 0 && om_bytes_data(empty)[0] == 0);
+    CHECK_EQ_SIZE(om_sizeof(empty), 33);
+    CHECK(compare_of(empty, text) < 0 && om_hash(empty) != -1);
+
+    om_object *objects[] = {b, same, shorter, text, str, ab, empty};
+    for (size_t k = 0; k < sizeof objects / sizeof objects[0]; k++)
+        om_decref(objects[k]);
+    CHECK_EQ_SIZE(tu_live_bytes(), base);
+}
+
+static void test_bytes_iterator(void)
+{
+    size_t base = tu_live_bytes();
+    om_object *b = om_bytes_from("\x01\xfez", 3);
+    om_object *it = om_iter(b);
+    CHECK(it != NULL && om_type_of(it) == &om_bytes_iterator_type);
+    CHECK(omi_gc_is_tracked(it) && om_refcnt(b) == 2 && om_iter(it) == it);
+    om_decref(it);
+    CHECK_EQ_SIZE(om_sizeof(it), 16 + 32);
+    static const int64_t want[] = {1, 0xfe, 'z'};
+    for (int k = 0; k < 3; k++) {
+        om_object *v = om_next(it);
+        CHECK(v != NULL && int_value(v) == want[k]);
+    }
+    CHECK(om_next(it) == NULL && error_is(OM_OK) && om_refcnt(b) == 1);
+    CHECK(om_next(it) == NULL && error_is(OM_OK));
+    om_decref(it);
+    om_decref(b);
+    CHECK_EQ_SIZE(tu_live_bytes(), base);
+}
+
 /* ---- Fault injection ------------------------------------------------------- */
 
 typedef om_object *(*make_fn)(void *arg);
@@ -662,6 +734,28 @@ static void test_faults_numbers_and_str(void)
     CHECK_EQ_SIZE(tu_live_bytes(), base);
 }
 
+static om_object *make_bytes(void *arg)
+{
+    return om_bytes_from(arg, strlen(arg));
+}
+
+static om_object *make_bytes_concat(void *arg)
+{
+    return om_bytes_concat(((om_object **)arg)[0], ((om_object **)arg)[1]);
+}
+
+static void test_faults_bytes(void)
+{
+    size_t base = tu_live_bytes();
+    fault_check(OM_DOMAIN_OBJ, make_bytes, "some bytes", "om_bytes_from");
+    om_object *pair[2] = {om_bytes_from("ab", 2), om_bytes_from("\0cd", 3)};
+    fault_check(OM_DOMAIN_OBJ, make_bytes_concat, pair, "om_bytes_concat");
+    fault_check(OM_DOMAIN_OBJ, make_iter, pair[1], "om_iter(bytes)");
+    om_decref(pair[0]);
+    om_decref(pair[1]);
+    CHECK_EQ_SIZE(tu_live_bytes(), base);
+}
+
 /* Interning under faults: an interned str stays, so each success moves the
  * baseline by its block; the RAW domain (the table) is failed too, with
  * enough fresh texts that the table has to grow under a failing RAW. */
@@ -706,13 +800,43 @@ static void str_length_after_free(void *arg)
     fprintf(stderr, "not reached: %td\n", n);
 }
 
-static void test_use_after_free(void)
+static void bytes_size_after_free(void *arg)
+{
+    (void)arg;
+    om_setup_debug_hooks();
+    om_object *b = om_bytes_from("gone", 4);
+    om_decref(b);
+    ptrdiff_t n = om_bytes_size(b);
+    fprintf(stderr, "not reached: %td\n", n);
+}
+
+static void int_decref_after_free(void *arg)
+{
+    (void)arg;
+    om_setup_debug_hooks();
+    om_object *i = om_int_from_i64(123456);
+    om_decref(i);
+    om_decref(i);
+    fprintf(stderr, "not reached\n");
+}
+
+/* fn aborts with one report that names `function` and the type `name`. */
+static void check_dead_use(void (*fn)(void *), const char *function, const char *name)
 {
     char buf[4096];
-    int status = check_run_child(str_length_after_free, NULL, buf, sizeof buf);
+    int status = check_run_child(fn, NULL, buf, sizeof buf);
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
-    CHECK(strstr(buf, "om_str_length") != NULL && strstr(buf, "'str'") != NULL);
+    CHECK(strstr(buf, function) != NULL && strstr(buf, name) != NULL);
     CHECK(strstr(buf, "not reached") == NULL);
+    if (strstr(buf, function) == NULL || strstr(buf, name) == NULL)
+        fprintf(stderr, "  child said: %s\n", buf);
+}
+
+static void test_use_after_free(void)
+{
+    check_dead_use(str_length_after_free, "om_str_length", "'str'");
+    check_dead_use(bytes_size_after_free, "om_bytes_size", "'bytes'");
+    check_dead_use(int_decref_after_free, "om_decref", "'int'");
 }
 
 int main(void)
@@ -728,7 +852,10 @@ int main(void)
     test_str_hash_order();
     test_intern();
     test_str_iterator();
+    test_bytes();
+    test_bytes_iterator();
     test_faults_numbers_and_str();
+    test_faults_bytes();
     test_faults_intern();
     test_use_after_free();
     return check_report();
