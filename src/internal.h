@@ -436,6 +436,20 @@ OMI_HIDDEN int64_t omi_int_hash_value(int64_t v);
 /* A 64-bit hash of `size` bytes (never -1), shared by str and bytes. */
 OMI_HIDDEN int64_t omi_hash_bytes(const void *data, size_t size);
 
+/* ---- types/tuple.c: helpers the sequence types share -------------------- */
+
+/* Item `index` of a sequence (borrowed), or NULL past its end. */
+typedef om_object *(*omi_item_at_fn)(om_object *seq, size_t index);
+
+/* A Python index (negative counts from the end) into a sequence of `size`
+ * items: true with *out set, or false with OM_EINDEX naming `function`. */
+OMI_HIDDEN bool omi_seq_index(ptrdiff_t index, size_t size, size_t *out, const char *function);
+/* Item-wise om_equal / lexicographic om_compare of two sequences of one
+ * type read through item_at (which sees changes a hook makes): as the
+ * om_type hooks equal (1, 0, -1) and compare (0 with *result, or -1). */
+OMI_HIDDEN int omi_seq_equal(om_object *a, om_object *b, omi_item_at_fn item_at);
+OMI_HIDDEN int omi_seq_compare(om_object *a, om_object *b, omi_item_at_fn item_at, int *result);
+
 /* ---- trace.c ------------------------------------------------------------- */
 
 /* The caller of a domain entry point: its return address and the caller's
