@@ -780,6 +780,129 @@ static int step_timing(demo_state *st)
     return 0;
 }
 
+/* Step 10: leak hunt with tracing. A small workload parses records: each
+ * gets a buffer and a name, kept in a window of the last LEAK_WINDOW
+ * records (older ones are freed), and a cache entry that nothing ever
+ * frees: the leak. Each call site is a function of its own (noinline), so
+ * a traceback's innermost frame names it. */
+enum { LEAK_RECORDS = 2000, LEAK_WINDOW = 64, LEAK_TOP = 3 };
+
+typedef struct leak_state {
+    char *buffers[LEAK_WINDOW];      /* the window: live from before the first snapshot */
+    char *names[LEAK_WINDOW];
+    void *cache[LEAK_RECORDS];       /* the leak (freed at the end of the step) */
+} leak_state;
+
+static __attribute__((noinline)) char *leak_parse_buffer(size_t i)
+{
+    char *buf = om_mem_malloc(64 + i % 64);
+    if (buf != NULL)
+        buf[0] = (char)i;
+    return buf;
+}
+
+static __attribute__((noinline)) char *leak_intern_name(size_t i)
+{
+    char *name = om_obj_malloc(24);
+    if (name != NULL)
+        snprintf(name, 24, "record-%zu", i);
+    return name;
+}
+
+static __attribute__((noinline)) void *leak_cache_entry(leak_state *ls, size_t i)
+{
+    void *entry = om_obj_calloc(1, 48);
+    ls->cache[i] = entry;
+    return entry;
+}
+
+/* Record i replaces the window slot it falls on; -1 if an allocation failed. */
+static int leak_record(leak_state *ls, size_t i, bool cached)
+{
+    size_t slot = i % LEAK_WINDOW;
+    om_mem_free(ls->buffers[slot]);
+    om_obj_free(ls->names[slot]);
+    ls->buffers[slot] = leak_parse_buffer(i);
+    ls->names[slot] = leak_intern_name(i);
+    bool ok = ls->buffers[slot] != NULL && ls->names[slot] != NULL;
+    return ok && (!cached || leak_cache_entry(ls, i) != NULL) ? 0 : -1;
+}
+
+static void leak_release(leak_state *ls)
+{
+    for (size_t i = 0; i < LEAK_WINDOW; i++) {
+        om_mem_free(ls->buffers[i]);
+        om_obj_free(ls->names[i]);
+    }
+    for (size_t i = 0; i < LEAK_RECORDS; i++)
+        om_obj_free(ls->cache[i]);
+}
+
+static void leak_print_top(const om_trace_stats *diff)
+{
+    printf("  %s    %12s %13s   site (innermost frame)%s\n", dim(), "size diff", "blocks diff",
+           plain());
+    for (size_t i = 0; i < diff->count && i < LEAK_TOP; i++) {
+        const om_trace_stat *s = &diff->entries[i];
+        char name[256];
+        om_trace_format_frame(s->frames[0], name, sizeof name);
+        /* "function (/long/path/tools/objmem.c:N)": keep the repository's part. */
+        char *open = strchr(name, '(');
+        const char *tail = open != NULL ? strstr(open, "tools/") : NULL;
+        int keep = tail != NULL ? (int)(open + 1 - name) : (int)strlen(name);
+        printf("  #%zu %+12td B %+12td   %.*s%s\n", i + 1, s->size_diff, s->count_diff, keep,
+               name, tail != NULL ? tail : "");
+    }
+}
+
+/* Snapshot, workload, snapshot, compare; prints the top sites. */
+static int leak_hunt(leak_state *ls)
+{
+    for (size_t i = 0; i < LEAK_WINDOW; i++)
+        if (leak_record(ls, i, false) != 0)
+            return fail_om("om_mem_malloc/om_obj_malloc in the leak workload");
+    om_snapshot *before = om_trace_take_snapshot();
+    int rc = before != NULL ? 0 : fail_om("om_trace_take_snapshot");
+    for (size_t i = 0; rc == 0 && i < LEAK_RECORDS; i++)
+        if (leak_record(ls, i, true) != 0)
+            rc = fail_om("an allocation in the leak workload");
+    om_snapshot *after = rc == 0 ? om_trace_take_snapshot() : NULL;
+    om_trace_stats *diff = after != NULL ? om_snapshot_compare(before, after, OM_TRACE_BY_SITE)
+                                         : NULL;
+    if (rc == 0 && diff == NULL)
+        rc = fail_om("om_trace_take_snapshot / om_snapshot_compare");
+    if (rc == 0) {
+        size_t current, peak;
+        om_trace_get_traced_memory(&current, &peak);
+        printf("  om_trace_start(1); %d records kept in a window; snapshot; %s more\n"
+               "  records; snapshot; om_snapshot_compare by site. Traced now: %s\n"
+               "  (peak %s). The top %d sites:\n\n",
+               LEAK_WINDOW, fmt_count(LEAK_RECORDS), fmt_bytes(current), fmt_bytes(peak),
+               LEAK_TOP);
+        leak_print_top(diff);
+        printf("\n  %sthe window's buffers and names come and go (a small diff, or none);\n"
+               "  every record left a cache entry behind: that site is the leak%s\n",
+               dim(), plain());
+    }
+    om_trace_stats_free(diff);
+    om_snapshot_free(before);
+    om_snapshot_free(after);
+    return rc;
+}
+
+static int step_leak_hunt(demo_state *st)
+{
+    (void)st;
+    static leak_state ls;
+    if (om_trace_start(1) != 0)
+        return fail_om("om_trace_start(1)");
+    int rc = leak_hunt(&ls);
+    leak_release(&ls);
+    memset(&ls, 0, sizeof ls);
+    om_trace_stop();
+    return rc;
+}
+
 typedef struct demo_step {
     const char *title;              /* one line, printed after the step number */
     int (*run)(demo_state *st);     /* 0 on success, -1 after reporting the failure */
@@ -795,6 +918,7 @@ static const demo_step demo_steps[] = {
     {"A large block: its own mapping, resized by mremap", step_large},
     {"Errors: NULL or -1, and a code and message per thread", step_errors},
     {"Timing: a malloc+free pair", step_timing},
+    {"Leak hunt: tracing, two snapshots and a compare", step_leak_hunt},
 };
 
 static void demo_cleanup(demo_state *st)
