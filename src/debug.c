@@ -27,7 +27,8 @@
  * another domain), the guard bytes (underflow, overflow: which byte, what
  * it should be). om_heap_check walks the live list (guards) and the
  * quarantine (patterns). Every failure is one report through debug_report
- * (the error, the address, size, domain, serial, a hex dump) and abort().
+ * (the error, the address, size, domain, serial, a hex dump, and the
+ * allocation traceback when tracing recorded one) and abort().
  *
  * A block that the hooks did not make but the heap did (om_heap_malloc, or
  * one allocated before the hooks) is recognised as the start of an objmem
