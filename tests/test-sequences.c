@@ -349,6 +349,32 @@ static void test_list_growth(void)
     CHECK_EQ_SIZE(tu_live_bytes(), base);
 }
 
+/* A removal whose shrink fails still succeeds, and leaves the last error
+ * as it was. */
+static void test_list_shrink_failure(void)
+{
+    size_t base = tu_live_bytes();
+    om_object *l = list_of_range(BIG, 100);
+    ptrdiff_t capacity = om_list_capacity(l);
+    bool deleted = true;
+    while (om_list_size(l) > capacity / 2)
+        deleted &= om_list_delete(l, -1) == 0;
+    CHECK(deleted && om_list_capacity(l) == capacity);
+    CHECK(om_list_get(l, 1000) == NULL && om_last_error() == OM_EINDEX);   /* pending */
+    char message[256];
+    snprintf(message, sizeof message, "%s", om_last_error_message());
+    om_fail_after(OM_DOMAIN_MEM, 0);
+    CHECK(om_list_delete(l, -1) == 0);
+    CHECK(om_fail_count(OM_DOMAIN_MEM) > 0);
+    om_fail_after(OM_DOMAIN_MEM, -1);
+    CHECK(om_list_capacity(l) == capacity && om_list_size(l) == capacity / 2 - 1);
+    CHECK(om_last_error() == OM_EINDEX && strcmp(om_last_error_message(), message) == 0);
+    CHECK(om_list_delete(l, -1) == 0 && om_list_capacity(l) < capacity);
+    CHECK(om_last_error() == OM_EINDEX);
+    om_decref(l);
+    CHECK_EQ_SIZE(tu_live_bytes(), base);
+}
+
 /* A generator of the ints state->next, … below state->stop; fails (-1, no
  * error set) at state->fail_at. Counts calls and releases. */
 typedef struct counter {
@@ -982,6 +1008,7 @@ int main(int argc, char **argv)
     test_iterators();
     test_list_editing();
     test_list_growth();
+    test_list_shrink_failure();
     test_list_extend();
     test_list_sort();
     test_list_sort_meddling();

@@ -36,6 +36,7 @@
  * Learned from: CPython's Objects/listobject.c (list_resize's growth
  * formula, emptying the list while sorting); written afresh.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "../internal.h"
@@ -104,14 +105,29 @@ static int list_reserve(list_object *l, size_t needed, const char *function)
     return list_set_capacity(l, list_capacity_for(needed, l->allocated));
 }
 
-/* After a removal: give back the buffer's unused half. */
+/* After a removal: give back the buffer's unused half. A shrink that
+ * fails is harmless (the removal stands), and it leaves the thread's last
+ * error as it was: a successful call does not change it. */
 static void list_maybe_shrink(list_object *l)
 {
     if (l->size >= l->allocated / 2)
         return;
-    size_t capacity = l->size == 0 ? 0 : list_capacity_for(l->size, l->allocated);
-    if (capacity < l->allocated && list_set_capacity(l, capacity) != 0)
-        om_clear_error();   /* the removal succeeded; a larger buffer is fine */
+    if (l->size == 0) {
+        list_set_capacity(l, 0);
+        return;
+    }
+    size_t capacity = list_capacity_for(l->size, l->allocated);
+    if (capacity >= l->allocated)
+        return;
+    om_error code = om_last_error();
+    char message[256];
+    snprintf(message, sizeof message, "%s", om_last_error_message());
+    if (list_set_capacity(l, capacity) == 0)
+        return;
+    if (code == OM_OK)
+        om_clear_error();
+    else
+        omi_set_error(code, "%s", message);
 }
 
 /* Removes the item at i (i < size) and returns the list's reference to it. */
