@@ -320,10 +320,18 @@ static int keys_equal(om_object *a, om_object *b)
     return om_equal(a, b);
 }
 
-/* key against entry e of t, whose hash matches: 1, 0, -1 (error), or
- * IX_RESTART when the equal hook changed d's table or the entry. */
-static OMI_NOINLINE int entry_matches(dict_object *d, dict_table *t, dict_entry *e,
-                                      om_object *key)
+/* The equal hooks of these built-in types compare values and call nothing
+ * else, so they cannot change a dict: no guard is needed around them. */
+static inline bool equal_is_pure(const om_type *t)
+{
+    return t == &om_str_type || t == &om_int_type || t == &om_bytes_type ||
+           t == &om_float_type;
+}
+
+/* key against entry e of t, whose hash matches, with any equal hook: 1, 0,
+ * -1 (error), or IX_RESTART when the hook changed d's table or the entry. */
+static OMI_NOINLINE int entry_matches_guarded(dict_object *d, dict_table *t, dict_entry *e,
+                                              om_object *key)
 {
     om_object *start = e->key;
     om_incref(start);
@@ -334,6 +342,16 @@ static OMI_NOINLINE int entry_matches(dict_object *d, dict_table *t, dict_entry 
     if (d->table != t || e->key != start)
         return IX_RESTART;
     return eq;
+}
+
+/* entry_matches_guarded, straight to the hook for two keys of one pure type
+ * (two distinct str objects with the same text: the common slow case). */
+static inline int entry_matches(dict_object *d, dict_table *t, dict_entry *e, om_object *key)
+{
+    const om_type *type = e->key->ob_type;
+    if (type == key->ob_type && equal_is_pure(type))
+        return type->equal(e->key, key);
+    return entry_matches_guarded(d, t, e, key);
 }
 
 /* One probe of table t for key: entry position, IX_EMPTY, IX_ERROR or
