@@ -48,7 +48,9 @@
  * without a call), then the stored hash, and only then calls equal. A key
  * type's equal hook may do anything, the dict's own mutation included: a
  * lookup holds a reference to the entry key around the call and starts over
- * when the table or the entry changed meanwhile.
+ * when the table or the entry changed meanwhile. Two keys of one built-in
+ * value type (str, int, bytes, float) skip that guard: their hooks only
+ * compare values.
  *
  * Insertion appends to the entries and takes the first slot of the probe
  * sequence that holds no position (empty or dummy: the key is known to be
