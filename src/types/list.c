@@ -17,7 +17,8 @@
  * so k appends cost O(k) copying in all; a jump larger than that slack
  * (an extend by many) gets exactly n rounded up to 4. When a removal
  * leaves less than half of the buffer used, it shrinks to the same
- * formula; a shrink that fails is harmless and ignored.
+ * formula; a shrink that fails is harmless: the buffer stays as it was
+ * and so does the thread's last error.
  *
  * Every change is made so that a failure leaves the list as it was: room
  * is made (the only step that can fail) before anything moves, and an
@@ -407,15 +408,21 @@ static int sort_less(om_object *a, om_object *b, bool *less)
 }
 
 /* Binary insertion sort of items[0 … n-1]: each new item goes after the
- * equal ones before it (stable). Nothing moves before a compare succeeds. */
+ * equal ones before it (stable). An item not below its predecessor stays
+ * where it is after one compare, so ordered input costs n - 1 compares.
+ * Nothing moves before a compare succeeds. */
 static int sort_insertion(om_object **items, size_t n)
 {
     for (size_t i = 1; i < n; i++) {
         om_object *pivot = items[i];
-        size_t lo = 0, hi = i;
+        bool less;
+        if (sort_less(pivot, items[i - 1], &less) != 0)
+            return -1;
+        if (!less)
+            continue;
+        size_t lo = 0, hi = i - 1;
         while (lo < hi) {
             size_t mid = lo + (hi - lo) / 2;
-            bool less;
             if (sort_less(pivot, items[mid], &less) != 0)
                 return -1;
             if (less)

@@ -126,10 +126,15 @@ int omi_seq_compare(om_object *a, om_object *b, omi_item_at_fn item_at, int *res
 
 /* ---- The empty tuple ---------------------------------------------------- */
 
-static struct {
+typedef struct static_tuple {
     omi_gc_head gc;              /* zero: untracked */
     om_var_object tuple;         /* no items */
-} empty_tuple = {
+} static_tuple;
+
+_Static_assert(offsetof(static_tuple, tuple) == sizeof(omi_gc_head),
+               "omi_gc_head_of finds the empty tuple's pre-header");
+
+static static_tuple empty_tuple = {
     .tuple = {{OM_REFCNT_IMMORTAL, &om_tuple_type}, 0},
 };
 
