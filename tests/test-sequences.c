@@ -47,6 +47,17 @@ static om_object *list_of_range(int64_t from, size_t n)
     return l;
 }
 
+/* Under the debug hooks (OBJMEM_MALLOC=debug) freed blocks and dead
+ * objects wait in quarantines whose contents drift, so live bytes are no
+ * leak measure there; the leak checks are made in every other run. */
+static bool debug_hooks_on;
+
+static void check_no_leak(size_t base)
+{
+    if (!debug_hooks_on)
+        CHECK_EQ_SIZE(tu_live_bytes(), base);
+}
+
 static double now_seconds(void)
 {
     struct timespec ts;
@@ -126,7 +137,7 @@ static void test_tuple_basics(void)
     for (om_object **o = (om_object *[]){t, u, p, rev, shorter, unhashable, l, a, b, NULL};
          *o != NULL; o++)
         om_decref(*o);
-    CHECK_EQ_SIZE(tu_live_bytes(), base);
+    check_no_leak(base);
 }
 
 static void test_tuple_tracking(void)
@@ -161,7 +172,7 @@ static void test_tuple_tracking(void)
                                          nested, scalars, s, x, NULL};
          *o != NULL; o++)
         om_decref(*o);
-    CHECK_EQ_SIZE(tu_live_bytes(), base);
+    check_no_leak(base);
 }
 
 /* ---- Iterators ------------------------------------------------------------ */
@@ -221,7 +232,7 @@ static void test_iterators(void)
     om_decref(empty);
     om_decref(t);
     om_decref(l);
-    CHECK_EQ_SIZE(tu_live_bytes(), base);
+    check_no_leak(base);
 }
 
 /* ---- Lists ---------------------------------------------------------------- */
@@ -306,7 +317,7 @@ static void test_list_editing(void)
     om_decref(other);
     om_decref(l);
     om_decref(v);
-    CHECK_EQ_SIZE(tu_live_bytes(), base);
+    check_no_leak(base);
 }
 
 static void test_list_growth(void)
@@ -346,7 +357,7 @@ static void test_list_growth(void)
     CHECK(om_list_capacity(sized) == 1000 && om_list_size(sized) == 0);
     om_decref(sized);
     CHECK(om_list_new(SIZE_MAX) == NULL && om_last_error() == OM_ENOMEM);
-    CHECK_EQ_SIZE(tu_live_bytes(), base);
+    check_no_leak(base);
 }
 
 /* A removal whose shrink fails still succeeds, and leaves the last error
@@ -372,7 +383,7 @@ static void test_list_shrink_failure(void)
     CHECK(om_list_delete(l, -1) == 0 && om_list_capacity(l) < capacity);
     CHECK(om_last_error() == OM_EINDEX);
     om_decref(l);
-    CHECK_EQ_SIZE(tu_live_bytes(), base);
+    check_no_leak(base);
 }
 
 /* A generator of the ints state->next, … below state->stop; fails (-1, no
@@ -443,7 +454,7 @@ static void test_list_extend(void)
     om_decref(r);
     om_decref(t);
     om_decref(l);
-    CHECK_EQ_SIZE(tu_live_bytes(), base);
+    check_no_leak(base);
 }
 
 /* ---- Sort ----------------------------------------------------------------- */
@@ -528,7 +539,7 @@ static void test_list_sort(void)
     CHECK(om_list_size(two) == 2);
     om_decref(two);
     CHECK(om_list_sort(om_none) == -1 && om_last_error() == OM_ETYPE);
-    CHECK_EQ_SIZE(tu_live_bytes(), base);
+    check_no_leak(base);
 }
 
 /* A type whose compare appends to a list: the sort must notice. */
@@ -559,7 +570,7 @@ static void test_list_sort_meddling(void)
     CHECK(om_list_size(meddled_list) == 40 && om_refcnt(m) == 41);
     om_decref(meddled_list);
     om_decref(m);
-    CHECK_EQ_SIZE(tu_live_bytes(), base);
+    check_no_leak(base);
 }
 
 /* ---- Ranges --------------------------------------------------------------- */
@@ -661,14 +672,14 @@ static void test_range(void)
         if (i == 10)
             during = tu_live_bytes();
     }
-    CHECK_EQ_SIZE(tu_live_bytes(), during);
+    CHECK(tu_live_bytes() < during + 64 * KB);   /* 100,000 ints kept would be 3 MB */
     om_decref(it);
 
     for (om_object **o = (om_object *[]){r, down, empty, empty2, same, all, thirds, backwards,
                                          half, top, bottom, NULL};
          *o != NULL; o++)
         om_decref(*o);
-    CHECK_EQ_SIZE(tu_live_bytes(), base);
+    check_no_leak(base);
 }
 
 /* ---- Generators ----------------------------------------------------------- */
@@ -746,7 +757,7 @@ static void test_generator(void)
         CHECK(om_next(bad) == NULL && om_last_error() == OM_EINVAL);
         om_decref(bad);
     }
-    CHECK_EQ_SIZE(tu_live_bytes(), base);
+    check_no_leak(base);
 }
 
 /* ---- Deep release ----------------------------------------------------------- */
@@ -767,7 +778,7 @@ static void test_deep_release(size_t chain_length)
     double t0 = now_seconds();
     om_xdecref(head);
     double nested = now_seconds() - t0;
-    CHECK_EQ_SIZE(tu_live_bytes(), base);
+    check_no_leak(base);
 
     head = om_tuple_new(0);
     for (size_t i = 0; i < chain_length; i++) {
@@ -781,7 +792,7 @@ static void test_deep_release(size_t chain_length)
     t0 = now_seconds();
     om_xdecref(head);
     double chain = now_seconds() - t0;
-    CHECK_EQ_SIZE(tu_live_bytes(), base);
+    check_no_leak(base);
     printf("deep release: %zu nested lists in %.3f s (%.1f ns each), %zu-tuple chain in %.3f s "
            "(%.1f ns each)\n", depth, nested, nested * 1e9 / (double)depth, chain_length, chain,
            chain * 1e9 / (double)chain_length);
@@ -977,7 +988,7 @@ static bool fault_run_once(const fault_case *fc, om_domain domain, long n)
     }
     om_xdecref(made);
     om_decref(l);
-    CHECK_EQ_SIZE(tu_live_bytes(), base);
+    check_no_leak(base);
     return rc == 0;
 }
 
@@ -1002,6 +1013,8 @@ static void test_fault_injection(void)
 int main(int argc, char **argv)
 {
     size_t chain_length = argc > 1 ? strtoul(argv[1], NULL, 0) : OM_TEST_SCALE(10000000);
+    const char *malloc_mode = getenv("OBJMEM_MALLOC");
+    debug_hooks_on = malloc_mode != NULL && strstr(malloc_mode, "debug") != NULL;
     test_freed_list();   /* first: its child installs the debug hooks before any wrapper */
     test_tuple_basics();
     test_tuple_tracking();
