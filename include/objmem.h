@@ -17,6 +17,7 @@
  *  11. Built-in types: numbers, str and bytes      objmem/scalars.h
  *  12. Built-in types: tuple, list, range, generators  objmem/sequences.h
  *  13. Built-in types: dict                         objmem/dict.h
+ *  14. The cycle collector and weak references     objmem/gc.h
  *
  * Conventions: every function is prefixed om_, every macro and constant OM_.
  * A failing call returns NULL (or -1) and records an error code and message
@@ -420,5 +421,6 @@ OM_API long om_fail_count(om_domain domain);
 #include "objmem/scalars.h"
 #include "objmem/sequences.h"
 #include "objmem/dict.h"
+#include "objmem/gc.h"
 
 #endif /* OBJMEM_H */
