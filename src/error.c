@@ -23,7 +23,7 @@ typedef struct error_state {
     char message[ERROR_MESSAGE_SIZE];    /* last message, NUL-terminated */
 } error_state;
 
-static _Thread_local error_state thread_error;
+static _Thread_local error_state thread_error __attribute__((tls_model("initial-exec")));
 
 void omi_set_error(om_error code, const char *fmt, ...)
 {

@@ -178,7 +178,7 @@ typedef struct release_state {
     bool releasing;         /* an om_dealloc of this thread is running its loop */
 } release_state;
 
-static _Thread_local release_state thread_release;
+static _Thread_local release_state thread_release __attribute__((tls_model("initial-exec")));
 
 typedef struct dead_quarantine {
     om_object *objects[DEAD_QUARANTINE];   /* dead objects, oldest at next_slot */
