@@ -285,16 +285,26 @@ typedef enum om_option {
      *  om_heap_trim (which gives back everything free at once). Default 1000;
      *  environment OBJMEM_PURGE_DELAY_MS. */
     OM_OPTION_PURGE_DELAY_MS = 0,
+    /** Incremental mode of the cycle collector (objmem/gc.h): when > 0,
+     *  automatic full collections are replaced by steps over generation 2
+     *  that each examine about as many objects as fit in this many
+     *  microseconds (measured cost per object), so that the longest pause
+     *  stays near the budget on heaps of millions of tracked objects.
+     *  0 = off (stop-the-world full collections, as CPython 3.11).
+     *  Range 0 … 1,000,000; default 0; environment
+     *  OBJMEM_GC_INCREMENTAL_BUDGET_US. */
+    OM_OPTION_GC_INCREMENTAL_BUDGET_US = 1,
 } om_option;
 
 /** Number of options. */
-#define OM_OPTION_COUNT 1
+#define OM_OPTION_COUNT 2
 
 /** The current value of an option; -1 with OM_EINVAL for an unknown one. */
 OM_API long om_option_get(om_option option);
 
 /** Sets an option. Returns 0, or -1 with OM_EINVAL for an unknown option or
- *  a value out of its range (the purge delay: 0 … 3,600,000 ms). Not
+ *  a value out of its range (the purge delay: 0 … 3,600,000 ms; the
+ *  collector's incremental budget: 0 … 1,000,000 µs). Not
  *  thread-safe: set options before threads allocate. */
 OM_API int om_option_set(om_option option, long value);
 

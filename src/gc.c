@@ -1,51 +1,331 @@
 /*
- * gc.c — the cycle collector's bookkeeping of tracked objects.
+ * gc.c — the cycle collector: generations, automatic collection, PEP 442
+ * finalizers, incremental steps over the old generation, and the gc API.
  *
- * Every object of an OM_TYPE_GC type has an omi_gc_head in front of it.
- * A tracked object is linked into the collector's list of young objects, a
- * circular doubly linked list through the heads with a sentinel, so that
- * both tracking and untracking are O(1):
+ * Data structures. Every tracked object's omi_gc_head (internal.h) links it
+ * into one circular doubly linked list with a sentinel; the list is its
+ * "space", which the head also records in three bits of prev (so that an
+ * object dying by refcount tells which count to decrement in O(1)):
  *
- *   sentinel <-> head <-> head <-> … <-> sentinel
- *   next: address of the next head; 0 means "not tracked"
- *   prev: address of the previous head | flags (OMI_GC_FLAG_MASK bits,
- *         which survive untracking: OMI_GC_FINALIZED is for life)
+ *   space        list          meaning
+ *   GEN0         lists[0]      young: tracked since the last collection
+ *   GEN1         lists[1]      survived one collection of generation 0
+ *   OLD_A/OLD_B  lists[2], [3] generation 2, in two halves: the "scanned"
+ *                               one (gc.old_scanned) and the "unscanned"
+ *                               one, which is empty unless an incremental
+ *                               sweep is running
+ *   PERMANENT    lists[4]      frozen (om_gc_freeze): never examined
+ *   COLLECTING   a local list  examined by the running collection
+ *   UNREACHABLE  a local list  found unreachable by it
  *
- * Heads are 16-byte aligned, so the two low bits of an address are free for
- * the flags. The collection algorithm itself builds on these lists.
+ * Invariants (outside the phases of a collection that run no user code):
+ *   live[s] = number of objects in space s, for every s;
+ *   pending_live = #{tracked o : o.next has OMI_GC_PENDING}
+ *                = objects promoted into generation 2 and alive that no
+ *                  full collection or step has examined since;
+ *   every list is doubly linked with real addresses in prev; only between
+ *   update_refs and the end of move_unreachable do the heads of the
+ *   working list hold their working count in prev instead;
+ *   untracked ⇔ next == 0, and then prev holds only OMI_GC_FINALIZED;
+ *   no collection starts while one runs or while an om_dealloc loop runs.
+ *
+ * The algorithm is CPython's (Modules/gcmodule.c): copy each examined
+ * object's count into its head (update_refs), subtract the references the
+ * examined objects hold to each other (subtract_refs, through traverse),
+ * then everything with a count left is referenced from outside and is
+ * reachable, with all it reaches (move_unreachable, which uses the working
+ * list itself as its queue, so no memory is needed); the rest is
+ * unreachable. Why it is sound for ANY examined set S (a generation, or an
+ * incremental slice): an object x ∈ S left unreachable has all of its
+ * references from inside S (its count went to 0), and every referrer y of x
+ * is unreachable too (were y reachable, move_unreachable would have reached
+ * x through it); so the unreachable set U has no reference from outside U:
+ * nothing else can reach it. Garbage is only missed when part of it lies
+ * outside S; generations and sweeps bound how long that lasts.
+ *
+ * After U is known: objects of OM_TYPE_LEGACY_FINALIZER types and all they
+ * reach in U are set aside (uncollectable, to om_gc_garbage); weak
+ * references to U are cleared and the callbacks of those outside U run;
+ * each finalize hook not yet run runs once (OMI_GC_FINALIZED); if any user
+ * code ran, the working counts are computed again over U and whatever is
+ * referenced from outside now (resurrected) goes back to the generation
+ * with all it reaches; the rest is broken with clear hooks, which frees it
+ * by refcount. Unlike CPython 3.11, the second pass is skipped when no
+ * finalizer or weak-reference callback ran (plain cycles cost three passes,
+ * not six). The collector allocates nothing (lists are intrusive, sentinels
+ * live on the C stack); only appending to om_gc_garbage may fail, and then
+ * the object simply stays in generation 2.
+ *
+ * Scheduling. count[0] = tracked allocations − deallocations; past
+ * threshold[0], generation 0 is collected; count[1] (generation-0
+ * collections) past threshold[1] collects generation 1; count[2] past
+ * threshold[2] asks for a full collection, which runs only when the pending
+ * objects (pending_live) are at least a quarter of the other old objects.
+ * CPython's long_lived_pending only grows until the next full collection,
+ * so a program whose objects get promoted and then die by refcount (binary
+ * trees) pays for full collections that find nothing; pending_live drops
+ * when such an object dies, so that rule now asks "is there new old data?".
+ *
+ * Incremental mode (OM_OPTION_GC_INCREMENTAL_BUDGET_US > 0): instead of a
+ * full collection, a sweep starts: the scanned half becomes the unscanned
+ * one. Each step (one after every automatic collection while the sweep
+ * runs, so that it keeps pace with promotions) takes seeds from the unscanned half while it has examined fewer
+ * than limit/2 objects, and with each seed the transitive closure of what
+ * it reaches in the unscanned half, up to `limit` objects (limit = budget ÷
+ * measured ns per object), then runs the algorithm above on that set;
+ * survivors go to the scanned half, as do objects promoted meanwhile. Sound
+ * by the argument above (any S). Complete: a garbage structure is a
+ * union of strongly connected parts, and one with no garbage referrer (a
+ * "source") is referenced from nothing outside itself; when the first of its
+ * objects enters a step, the closure brings in all of it (each part member
+ * reaches every other) unless the step hits `limit`, so it is freed in that
+ * step; freeing it drops the only references to what it held, which then
+ * dies by refcount or is a source for the next sweep. A step cut short
+ * (a closure above `limit`, i.e. a structure larger than the budget) may
+ * split garbage; then, at the next sweep start, if generation 2 has grown
+ * to FALLBACK_GROWTH times its size after the last full collection, a full
+ * collection runs instead (counted in fallbacks): garbage is never kept
+ * for ever, and the pause bound holds for heaps whose structures fit a step.
+ *
+ * Bacon–Rajan candidate roots were considered and left out: recording a
+ * candidate needs a branch in om_decref's inline path (count dropped to
+ * non-zero), which the object core keeps to compare, decrement, test.
+ *
+ * Learned from: CPython 3.11 Modules/gcmodule.c and Modules/gc_weakref.txt
+ * (the algorithm, PEP 442 order, the weakref rule, the 25 % rule), Lua's
+ * lgc.c (work units per step), CPython 3.13/3.14 incremental collector
+ * discussions (increments closed under reference); written afresh.
  */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
 #include "internal.h"
 
+/* ---- Tunables ------------------------------------------------------------ */
+
+#define GC_DEFAULT_THRESHOLD0 700      /* tracked allocations − deallocations */
+#define GC_DEFAULT_THRESHOLD1 10       /* generation-0 collections */
+#define GC_DEFAULT_THRESHOLD2 10       /* generation-1 collections */
+#define GC_PENDING_DIVISOR 4           /* full collection once pending ≥ old / 4 */
+#define GC_REFS_CLAMP ((uintptr_t)1 << 56)  /* working count of immortal objects */
+#define STEP_DEFAULT_BUDGET_US 1000    /* om_gc_collect_step with the option at 0 */
+#define STEP_MIN_OBJECTS 1024          /* a step examines at least this many, and at
+                                          least STEP_PACE × threshold 0, to keep pace */
+#define STEP_PACE 4
+#define FULL_ALLOC_FACTOR 16           /* a full collection at least every this many
+                                          × generation 2's size tracked allocations */
+#define FULL_ALLOC_MIN 65536
+#define STEP_INITIAL_NS_PER_OBJECT 40.0
+#define STEP_ESTIMATE_MIN_OBJECTS 4096 /* collections this big update the estimate */
+#define FALLBACK_GROWTH 2              /* see "Incremental mode" above */
+
+_Static_assert(GC_REFS_CLAMP < (UINTPTR_MAX >> OMI_GC_PREV_SHIFT), "working counts fit in prev");
+_Static_assert(STEP_MIN_OBJECTS >= 2, "a step takes at least one seed");
+
+enum gc_space {
+    SPACE_GEN0 = 0,
+    SPACE_GEN1 = 1,
+    SPACE_OLD_A = 2,
+    SPACE_OLD_B = 3,
+    SPACE_PERMANENT = 4,
+    SPACE_COLLECTING = 5,
+    SPACE_UNREACHABLE = 6,
+    SPACE_COUNT = 8,
+};
+#define SPACE_LISTS 5                  /* spaces with a list in gc_state */
+#define SPACE_SHIFT 1
+#define SPACE_MASK ((uintptr_t)7 << SPACE_SHIFT)
+
+_Static_assert(((SPACE_COUNT - 1) << SPACE_SHIFT | OMI_GC_FINALIZED) <= OMI_GC_FLAG_MASK,
+               "space and flags fit in the low bits of prev");
+
+typedef struct gc_callback {
+    om_gc_callback_fn fn;              /* NULL: removed during a collection */
+    void *user;                        /* passed back */
+} gc_callback;
+
 typedef struct gc_state {
-    omi_gc_head young;          /* sentinel of the list of tracked objects */
-    size_t tracked_count;       /* objects in the list */
+    omi_gc_head lists[SPACE_LISTS];    /* sentinels, indexed by space */
+    size_t live[SPACE_COUNT];          /* objects per space (invariant above) */
+    size_t pending_live;               /* objects flagged OMI_GC_PENDING */
+    long count[OM_GC_GENERATIONS];     /* compared with threshold[] */
+    long threshold[OM_GC_GENERATIONS];
+    bool enabled;                      /* automatic collection */
+    bool collecting;                   /* a collection or step is running */
+    int debug;                         /* OM_GC_DEBUG_* */
+    unsigned old_scanned;              /* SPACE_OLD_A or SPACE_OLD_B */
+    bool sweep_running;                /* the other old half is being swept */
+    bool truncated_since_full;         /* a step was cut short since the last full */
+    size_t old_after_full;             /* generation-2 objects after the last full */
+    size_t allocs_since_full;          /* tracked allocations since the last full
+                                          collection or sweep start */
+    double ns_per_object;              /* measured cost of examining one object */
+    om_gc_stats stats[OM_GC_GENERATIONS];
+    om_gc_incremental_stats inc;
+    om_object *garbage;                /* om_gc_garbage(), or NULL until needed */
+    gc_callback *callbacks;            /* RAW array */
+    size_t callback_count;             /* entries used (tombstones included) */
+    size_t callback_capacity;          /* entries allocated */
+    int callbacks_running;             /* nesting depth of gc_run_callbacks */
 } gc_state;
 
+#define LIST_INIT(i) {(uintptr_t)&gc.lists[i], (uintptr_t)&gc.lists[i]}
+
 static gc_state gc = {
-    .young = {(uintptr_t)&gc.young, (uintptr_t)&gc.young},
+    .lists = {LIST_INIT(0), LIST_INIT(1), LIST_INIT(2), LIST_INIT(3), LIST_INIT(4)},
+    .threshold = {GC_DEFAULT_THRESHOLD0, GC_DEFAULT_THRESHOLD1, GC_DEFAULT_THRESHOLD2},
+    .enabled = true,
+    .old_scanned = SPACE_OLD_A,
+    .ns_per_object = STEP_INITIAL_NS_PER_OBJECT,
 };
 
-static omi_gc_head *gc_prev_of(const omi_gc_head *h)
+/* ---- Heads and lists --------------------------------------------------------- */
+
+static om_object *head_object(omi_gc_head *h)
+{
+    return (om_object *)(h + 1);
+}
+
+static omi_gc_head *head_next(const omi_gc_head *h)
+{
+    return (omi_gc_head *)(h->next & ~OMI_GC_FLAG_MASK);
+}
+
+static omi_gc_head *head_prev(const omi_gc_head *h)
 {
     return (omi_gc_head *)(h->prev & ~OMI_GC_FLAG_MASK);
 }
 
-static void gc_set_prev(omi_gc_head *h, omi_gc_head *prev)
+static void head_set_next(omi_gc_head *h, const omi_gc_head *next)
+{
+    h->next = (uintptr_t)next | (h->next & OMI_GC_FLAG_MASK);
+}
+
+static void head_set_prev(omi_gc_head *h, const omi_gc_head *prev)
 {
     h->prev = (uintptr_t)prev | (h->prev & OMI_GC_FLAG_MASK);
 }
+
+static unsigned head_space(const omi_gc_head *h)
+{
+    return (unsigned)((h->prev & SPACE_MASK) >> SPACE_SHIFT);
+}
+
+static void head_set_space(omi_gc_head *h, unsigned space)
+{
+    h->prev = (h->prev & ~SPACE_MASK) | ((uintptr_t)space << SPACE_SHIFT);
+}
+
+static uintptr_t head_refs(const omi_gc_head *h)
+{
+    return h->prev >> OMI_GC_PREV_SHIFT;
+}
+
+/* prev := refs, FINALIZED kept, space := space (the prev address is lost). */
+static void head_set_refs(omi_gc_head *h, uintptr_t refs, unsigned space)
+{
+    h->prev = refs << OMI_GC_PREV_SHIFT | (h->prev & OMI_GC_FINALIZED) |
+              (uintptr_t)space << SPACE_SHIFT;
+}
+
+static void list_init(omi_gc_head *list)
+{
+    list->next = list->prev = (uintptr_t)list;
+}
+
+static bool list_is_empty(const omi_gc_head *list)
+{
+    return head_next(list) == list;
+}
+
+static void list_append(omi_gc_head *h, omi_gc_head *list)
+{
+    omi_gc_head *last = head_prev(list);
+    head_set_next(last, h);
+    h->next = (uintptr_t)list | (h->next & OMI_GC_FLAG_MASK);
+    head_set_prev(h, last);
+    head_set_prev(list, h);
+}
+
+static void list_unlink(omi_gc_head *h)
+{
+    omi_gc_head *prev = head_prev(h);
+    omi_gc_head *next = head_next(h);
+    head_set_next(prev, next);
+    head_set_prev(next, prev);
+}
+
+static void list_move(omi_gc_head *h, omi_gc_head *to)
+{
+    list_unlink(h);
+    list_append(h, to);
+}
+
+/* Appends every head of `from` to `to`; from becomes empty. O(1). */
+static void list_splice(omi_gc_head *from, omi_gc_head *to)
+{
+    if (list_is_empty(from))
+        return;
+    omi_gc_head *first = head_next(from), *last = head_prev(from), *tail = head_prev(to);
+    head_set_next(tail, first);
+    head_set_prev(first, tail);
+    head_set_next(last, to);
+    head_set_prev(to, last);
+    list_init(from);
+}
+
+/* Moves h (in some list) to space `to`'s list, with the counts. */
+static void move_to_space(omi_gc_head *h, unsigned to)
+{
+    gc.live[head_space(h)]--;
+    gc.live[to]++;
+    list_move(h, &gc.lists[to]);
+    head_set_space(h, to);
+}
+
+/* Rewrites the space of every head of `list` and moves them all to space
+ * `to` (clearing OMI_GC_PENDING); list is a resting space. O(n). */
+static void respace_all(unsigned from, unsigned to)
+{
+    omi_gc_head *list = &gc.lists[from];
+    for (omi_gc_head *h = head_next(list); h != list; h = head_next(h)) {
+        head_set_space(h, to);
+        if (h->next & OMI_GC_PENDING) {
+            h->next &= ~OMI_GC_PENDING;
+            gc.pending_live--;
+        }
+    }
+    gc.live[to] += gc.live[from];
+    gc.live[from] = 0;
+    list_splice(list, &gc.lists[to]);
+}
+
+static unsigned old_unscanned(void)
+{
+    return gc.old_scanned == SPACE_OLD_A ? SPACE_OLD_B : SPACE_OLD_A;
+}
+
+static size_t old_live(void)
+{
+    return gc.live[SPACE_OLD_A] + gc.live[SPACE_OLD_B];
+}
+
+/* ---- Tracking ---------------------------------------------------------------- */
+
+static void gc_collect_auto(void);
 
 void omi_gc_track(om_object *o)
 {
     omi_gc_head *h = omi_gc_head_of(o);
     if (h->next != 0)
         return;
-    omi_gc_head *last = gc_prev_of(&gc.young);
-    h->next = (uintptr_t)&gc.young;
-    gc_set_prev(h, last);
-    last->next = (uintptr_t)h;
-    gc_set_prev(&gc.young, h);
-    gc.tracked_count++;
+    om_assert(head_space(h) == SPACE_GEN0);
+    list_append(h, &gc.lists[SPACE_GEN0]);
+    gc.live[SPACE_GEN0]++;
+    gc.allocs_since_full++;
+    if (omi_unlikely(++gc.count[0] > gc.threshold[0]) && gc.threshold[0] != 0)
+        gc_collect_auto();
 }
 
 void omi_gc_untrack(om_object *o)
@@ -53,11 +333,868 @@ void omi_gc_untrack(om_object *o)
     omi_gc_head *h = omi_gc_head_of(o);
     if (h->next == 0)
         return;
-    omi_gc_head *prev = gc_prev_of(h);
-    omi_gc_head *next = (omi_gc_head *)h->next;
-    prev->next = (uintptr_t)next;
-    gc_set_prev(next, prev);
+    om_assert(head_space(h) != SPACE_COLLECTING);
+    gc.live[head_space(h)]--;
+    if (h->next & OMI_GC_PENDING)
+        gc.pending_live--;
+    list_unlink(h);
     h->next = 0;
-    h->prev &= OMI_GC_FLAG_MASK;
-    gc.tracked_count--;
+    h->prev &= OMI_GC_FINALIZED;
+    if (gc.count[0] > 0)
+        gc.count[0]--;
+}
+
+bool omi_gc_is_unreachable(const om_object *o)
+{
+    return omi_gc_is_tracked(o) && head_space(omi_gc_head_of(o)) == SPACE_UNREACHABLE;
+}
+
+/* ---- Clock, debug output, callbacks ------------------------------------------- */
+
+static uint64_t gc_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void debug_object(const char *what, om_object *o)
+{
+    fprintf(stderr, "gc: %s <%s %p>\n", what, o->ob_type->name, (void *)o);
+}
+
+static void debug_start(int generation, bool step)
+{
+    fprintf(stderr, "gc: collecting generation %d%s...\n", generation,
+            step ? " (incremental step)" : "");
+    fprintf(stderr, "gc: objects in each generation: %zu %zu %zu\n", gc.live[SPACE_GEN0],
+            gc.live[SPACE_GEN1], old_live());
+    fprintf(stderr, "gc: objects in permanent generation: %zu\n", gc.live[SPACE_PERMANENT]);
+}
+
+static void gc_run_callbacks(om_gc_phase phase, int generation, size_t collected,
+                             size_t uncollectable)
+{
+    if (gc.callback_count == 0)
+        return;
+    om_gc_info info = {generation, collected, uncollectable};
+    size_t n = gc.callback_count;   /* callbacks added meanwhile wait for the next time */
+    gc.callbacks_running++;
+    for (size_t i = 0; i < n; i++) {
+        gc_callback cb = gc.callbacks[i];
+        if (cb.fn != NULL)
+            cb.fn(phase, &info, cb.user);
+    }
+    if (--gc.callbacks_running == 0) {
+        size_t kept = 0;
+        for (size_t i = 0; i < gc.callback_count; i++)
+            if (gc.callbacks[i].fn != NULL)
+                gc.callbacks[kept++] = gc.callbacks[i];
+        gc.callback_count = kept;
+    }
+}
+
+/* ---- The algorithm ------------------------------------------------------------ */
+
+/* Working count := reference count, for every head of list (now COLLECTING);
+ * from here on, list's heads are linked through next only. */
+static void update_refs(omi_gc_head *list)
+{
+    for (omi_gc_head *h = head_next(list); h != list; h = head_next(h)) {
+        intptr_t count = head_object(h)->ob_refcnt;
+        om_assert(count > 0);
+        uintptr_t refs = count >= OM_REFCNT_IMMORTAL ? GC_REFS_CLAMP : (uintptr_t)count;
+        if (h->next & OMI_GC_PENDING) {
+            h->next &= ~OMI_GC_PENDING;
+            gc.pending_live--;
+        }
+        head_set_refs(h, refs, SPACE_COLLECTING);
+    }
+}
+
+static int visit_decref(om_object *o, void *arg)
+{
+    (void)arg;
+    if (omi_type_is_gc(o->ob_type)) {
+        omi_gc_head *h = omi_gc_head_of(o);
+        if (head_space(h) == SPACE_COLLECTING) {
+            om_assert(head_refs(h) > 0);
+            h->prev -= (uintptr_t)1 << OMI_GC_PREV_SHIFT;
+        }
+    }
+    return 0;
+}
+
+static void traverse(om_object *o, om_visit_fn visit, void *arg)
+{
+    if (o->ob_type->traverse != NULL)
+        o->ob_type->traverse(o, visit, arg);
+}
+
+/* Subtracts the references that list's objects hold to each other. */
+static void subtract_refs(omi_gc_head *list)
+{
+    for (omi_gc_head *h = head_next(list); h != list; h = head_next(h))
+        traverse(head_object(h), visit_decref, NULL);
+}
+
+/* A referent of a reachable object: reachable too. One still in the
+ * tentatively unreachable list comes back to the end of the working list,
+ * where move_unreachable's scan will reach it. */
+static int visit_reachable(om_object *o, void *arg)
+{
+    if (!omi_type_is_gc(o->ob_type))
+        return 0;
+    omi_gc_head *h = omi_gc_head_of(o);
+    unsigned space = head_space(h);
+    if (space == SPACE_COLLECTING) {
+        if (head_refs(h) == 0)
+            head_set_refs(h, 1, SPACE_COLLECTING);
+    } else if (space == SPACE_UNREACHABLE) {
+        list_unlink(h);
+        list_append(h, arg);
+        head_set_refs(h, 1, SPACE_COLLECTING);
+    }
+    return 0;
+}
+
+/* Splits `work` (after subtract_refs) into the reachable objects, which stay
+ * in work with real prev links, space `target` and OMI_GC_PENDING if
+ * `pending`, and the unreachable ones, appended to `unreachable` (space
+ * UNREACHABLE). Returns the number of reachable objects. Objects reached
+ * later are appended to work's end, so the scan is also the queue: no
+ * memory needed. */
+static size_t move_unreachable(omi_gc_head *work, omi_gc_head *unreachable, unsigned target,
+                               bool pending)
+{
+    size_t reached = 0;
+    omi_gc_head *prev = work;
+    for (omi_gc_head *h = head_next(work); h != work; h = head_next(prev)) {
+        if (head_refs(h) != 0) {
+            traverse(head_object(h), visit_reachable, work);
+            h->prev = (uintptr_t)prev | (h->prev & OMI_GC_FINALIZED) |
+                      (uintptr_t)target << SPACE_SHIFT;
+            if (pending)
+                h->next |= OMI_GC_PENDING;
+            prev = h;
+            reached++;
+        } else {
+            /* work is singly linked here; work's own prev stays the real
+             * tail unless h is the tail, and then the scan ends now */
+            head_set_next(prev, head_next(h));
+            omi_gc_head *last = head_prev(unreachable);
+            head_set_next(last, h);
+            h->prev = (uintptr_t)last | (h->prev & OMI_GC_FINALIZED) |
+                      (uintptr_t)SPACE_UNREACHABLE << SPACE_SHIFT;
+            h->next = (uintptr_t)unreachable;
+            head_set_prev(unreachable, h);
+        }
+    }
+    head_set_prev(work, prev);
+    return reached;
+}
+
+/* Runs the algorithm on `work` (its `total` objects COLLECTING, counted in
+ * live[COLLECTING]): survivors join space target; the unreachable ones are
+ * left in `unreachable`. */
+static void find_unreachable(omi_gc_head *work, size_t total, omi_gc_head *unreachable,
+                             unsigned target, bool pending)
+{
+    update_refs(work);
+    subtract_refs(work);
+    size_t reached = move_unreachable(work, unreachable, target, pending);
+    gc.live[SPACE_COLLECTING] -= total;
+    gc.live[target] += reached;
+    gc.live[SPACE_UNREACHABLE] += total - reached;
+    if (pending)
+        gc.pending_live += reached;
+    list_splice(work, &gc.lists[target]);
+}
+
+/* ---- After the unreachable set is known ---------------------------------------- */
+
+typedef struct gc_result {
+    size_t collected;       /* unreachable, not set aside for legacy finalizers */
+    size_t uncollectable;   /* set aside: legacy finalizers and what they reach */
+} gc_result;
+
+static bool has_legacy_finalizer(const om_object *o)
+{
+    return (o->ob_type->flags & OM_TYPE_LEGACY_FINALIZER) != 0 && o->ob_type->finalize != NULL;
+}
+
+typedef struct legacy_ctx {
+    omi_gc_head *list;      /* where set-aside objects go */
+    unsigned target;        /* their space */
+} legacy_ctx;
+
+static void set_aside(omi_gc_head *h, const legacy_ctx *ctx)
+{
+    gc.live[SPACE_UNREACHABLE]--;
+    gc.live[ctx->target]++;
+    list_move(h, ctx->list);
+    head_set_space(h, ctx->target);
+}
+
+static int visit_set_aside(om_object *o, void *arg)
+{
+    if (omi_gc_is_unreachable(o))
+        set_aside(omi_gc_head_of(o), arg);
+    return 0;
+}
+
+/* Objects with legacy finalizers, and all they reach in unreachable, move to
+ * ctx->list: they are uncollectable. Returns how many. */
+static size_t move_legacy_finalizers(omi_gc_head *unreachable, const legacy_ctx *ctx)
+{
+    omi_gc_head *next;
+    for (omi_gc_head *h = head_next(unreachable); h != unreachable; h = next) {
+        next = head_next(h);
+        if (has_legacy_finalizer(head_object(h)))
+            set_aside(h, ctx);
+    }
+    size_t n = 0;
+    for (omi_gc_head *h = head_next(ctx->list); h != ctx->list; h = head_next(h), n++)
+        traverse(head_object(h), visit_set_aside, (void *)ctx);
+    return n;
+}
+
+/* Appends o to om_gc_garbage(); on failure o just stays where it is. */
+static void garbage_append(om_object *o)
+{
+    om_object *garbage = om_gc_garbage();
+    if (garbage != NULL && om_list_append(garbage, o) != 0)
+        om_clear_error();
+}
+
+/* Clears the weak references to unreachable objects, then runs the
+ * callbacks of those that are not garbage. true if any callback ran. */
+static bool handle_weakrefs(omi_gc_head *unreachable)
+{
+    if (omi_weakref_referents == 0)
+        return false;
+    om_object *pending = NULL;
+    for (omi_gc_head *h = head_next(unreachable); h != unreachable; h = head_next(h)) {
+        om_object *o = head_object(h);
+        if (omi_weakref_may_have_refs(o))
+            omi_weakref_clear_for_collection(o, &pending);
+    }
+    if (pending == NULL)
+        return false;
+    omi_weakref_run_pending(pending);
+    return true;
+}
+
+/* Runs each finalize hook not yet run (PEP 442). Objects may die or be
+ * resurrected meanwhile; each is moved to `seen` before its hook, so the
+ * loop survives any change. true if any hook ran. */
+static bool finalize_garbage(omi_gc_head *unreachable)
+{
+    omi_gc_head seen;
+    list_init(&seen);
+    bool ran = false;
+    while (!list_is_empty(unreachable)) {
+        omi_gc_head *h = head_next(unreachable);
+        list_move(h, &seen);
+        om_object *o = head_object(h);
+        if (o->ob_type->finalize != NULL && !(h->prev & OMI_GC_FINALIZED)) {
+            h->prev |= OMI_GC_FINALIZED;
+            om_incref(o);
+            o->ob_type->finalize(o);
+            om_decref(o);
+            ran = true;
+        }
+    }
+    list_splice(&seen, unreachable);
+    return ran;
+}
+
+/* After user code ran: objects of unreachable that are now referenced from
+ * outside it (resurrected), and all they reach, go back to space target. */
+static void handle_resurrected(omi_gc_head *unreachable, unsigned target)
+{
+    size_t total = gc.live[SPACE_UNREACHABLE];
+    gc.live[SPACE_UNREACHABLE] = 0;
+    gc.live[SPACE_COLLECTING] += total;
+    omi_gc_head still;
+    list_init(&still);
+    find_unreachable(unreachable, total, &still, target, false);
+    list_splice(&still, unreachable);
+}
+
+/* Breaks what is left with clear hooks (or, with SAVEALL, keeps it in
+ * om_gc_garbage); objects still alive afterwards join space target. */
+static void delete_garbage(omi_gc_head *unreachable, unsigned target)
+{
+    while (!list_is_empty(unreachable)) {
+        omi_gc_head *h = head_next(unreachable);
+        om_object *o = head_object(h);
+        if (gc.debug & OM_GC_DEBUG_SAVEALL) {
+            garbage_append(o);
+        } else if (o->ob_type->clear != NULL) {
+            om_incref(o);
+            o->ob_type->clear(o);
+            om_decref(o);
+        }
+        if (head_next(unreachable) == h)
+            move_to_space(h, target);
+    }
+}
+
+/* Everything after find_unreachable; unreachable's objects are in space
+ * UNREACHABLE (only they, while this runs). */
+static gc_result finish_collection(omi_gc_head *unreachable, unsigned target)
+{
+    omi_gc_head legacy;
+    list_init(&legacy);
+    legacy_ctx ctx = {&legacy, target};
+    gc_result r = {0, move_legacy_finalizers(unreachable, &ctx)};
+    r.collected = gc.live[SPACE_UNREACHABLE];
+    if (gc.debug & OM_GC_DEBUG_COLLECTABLE)
+        for (omi_gc_head *h = head_next(unreachable); h != unreachable; h = head_next(h))
+            debug_object("collectable", head_object(h));
+    if (gc.debug & OM_GC_DEBUG_UNCOLLECTABLE)
+        for (omi_gc_head *h = head_next(&legacy); h != &legacy; h = head_next(h))
+            debug_object("uncollectable", head_object(h));
+    bool user_code = handle_weakrefs(unreachable);
+    user_code |= finalize_garbage(unreachable);
+    if (user_code)
+        handle_resurrected(unreachable, target);
+    delete_garbage(unreachable, target);
+    for (omi_gc_head *h = head_next(&legacy); h != &legacy; h = head_next(h)) {
+        om_object *o = head_object(h);
+        if ((gc.debug & OM_GC_DEBUG_SAVEALL) || has_legacy_finalizer(o))
+            garbage_append(o);
+    }
+    list_splice(&legacy, &gc.lists[target]);
+    om_assert(gc.live[SPACE_COLLECTING] == 0 && gc.live[SPACE_UNREACHABLE] == 0);
+    return r;
+}
+
+/* ---- Collections ----------------------------------------------------------------- */
+
+/* Moves space s into the working list. */
+static size_t gather_space(omi_gc_head *work, unsigned s)
+{
+    size_t n = gc.live[s];
+    gc.live[s] = 0;
+    gc.live[SPACE_COLLECTING] += n;
+    list_splice(&gc.lists[s], work);
+    return n;
+}
+
+static void update_estimate(uint64_t elapsed_ns, size_t objects)
+{
+    if (objects >= STEP_ESTIMATE_MIN_OBJECTS)
+        gc.ns_per_object = (gc.ns_per_object + (double)elapsed_ns / (double)objects) / 2;
+}
+
+static void record_result(int generation, gc_result r, uint64_t start_ns)
+{
+    gc.stats[generation].collected += r.collected;
+    gc.stats[generation].uncollectable += r.uncollectable;
+    if (gc.debug & OM_GC_DEBUG_STATS)
+        fprintf(stderr, "gc: done, %zu unreachable, %zu uncollectable, %.4fs elapsed\n",
+                r.collected + r.uncollectable, r.uncollectable,
+                (double)(gc_now_ns() - start_ns) / 1e9);
+    gc_run_callbacks(OM_GC_PHASE_STOP, generation, r.collected + r.uncollectable,
+                     r.uncollectable);
+    gc.collecting = false;
+}
+
+/* Collects `generation` and the younger ones, stop-the-world. */
+static long collect_generation(int generation)
+{
+    gc.collecting = true;
+    if (generation + 1 < OM_GC_GENERATIONS)
+        gc.count[generation + 1]++;
+    for (int i = 0; i <= generation; i++)
+        gc.count[i] = 0;
+    gc.stats[generation].collections++;
+    gc_run_callbacks(OM_GC_PHASE_START, generation, 0, 0);
+    uint64_t start = gc_now_ns();
+    if (gc.debug & OM_GC_DEBUG_STATS)
+        debug_start(generation, false);
+    omi_gc_head work, unreachable;
+    list_init(&work);
+    list_init(&unreachable);
+    size_t total = 0;
+    if (generation == 2) {
+        total += gather_space(&work, SPACE_OLD_A);
+        total += gather_space(&work, SPACE_OLD_B);
+        gc.sweep_running = false;
+        gc.truncated_since_full = false;
+        gc.allocs_since_full = 0;
+    }
+    if (generation >= 1)
+        total += gather_space(&work, SPACE_GEN1);
+    total += gather_space(&work, SPACE_GEN0);
+    unsigned target = generation == 0 ? SPACE_GEN1 : gc.old_scanned;
+    find_unreachable(&work, total, &unreachable, target, generation == 1);
+    gc_result r = finish_collection(&unreachable, target);
+    if (generation == 2) {
+        gc.old_after_full = old_live();
+        update_estimate(gc_now_ns() - start, total);
+    }
+    record_result(generation, r, start);
+    return (long)(r.collected + r.uncollectable);
+}
+
+/* ---- Incremental steps ------------------------------------------------------------ */
+
+typedef struct closure_ctx {
+    omi_gc_head *work;      /* the step's working list */
+    unsigned from;          /* the unscanned half */
+    size_t count;           /* objects in work */
+    size_t limit;           /* at most this many */
+    bool truncated;         /* a referent was left out for the limit */
+} closure_ctx;
+
+static void closure_take(omi_gc_head *h, closure_ctx *ctx)
+{
+    gc.live[ctx->from]--;
+    gc.live[SPACE_COLLECTING]++;
+    list_move(h, ctx->work);
+    head_set_space(h, SPACE_COLLECTING);
+    ctx->count++;
+}
+
+static int visit_closure(om_object *o, void *arg)
+{
+    closure_ctx *ctx = arg;
+    if (!omi_type_is_gc(o->ob_type))
+        return 0;
+    omi_gc_head *h = omi_gc_head_of(o);
+    if (head_space(h) != ctx->from)
+        return 0;
+    if (ctx->count >= ctx->limit) {
+        ctx->truncated = true;
+        return 1;           /* stop this traverse: nothing more fits */
+    }
+    closure_take(h, ctx);
+    return 0;
+}
+
+/* Seeds from the unscanned half while fewer than limit/2 objects are in,
+ * each with its closure in that half (up to limit objects). */
+static void gather_step(closure_ctx *ctx)
+{
+    omi_gc_head *unscanned = &gc.lists[ctx->from];
+    while (ctx->count < ctx->limit / 2 && !list_is_empty(unscanned)) {
+        omi_gc_head *seed = head_next(unscanned);
+        closure_take(seed, ctx);
+        for (omi_gc_head *h = seed; h != ctx->work; h = head_next(h))
+            traverse(head_object(h), visit_closure, ctx);
+    }
+}
+
+static size_t step_limit(void)
+{
+    long budget_us = omi_option_values[OM_OPTION_GC_INCREMENTAL_BUDGET_US];
+    if (budget_us <= 0)
+        budget_us = STEP_DEFAULT_BUDGET_US;
+    double limit = (double)budget_us * 1000.0 / gc.ns_per_object;
+    double least = (double)STEP_PACE * (double)gc.threshold[0];
+    if (least < STEP_MIN_OBJECTS)
+        least = STEP_MIN_OBJECTS;
+    gc.inc.step_object_limit = (size_t)(limit < least ? least : limit);
+    return gc.inc.step_object_limit;
+}
+
+static void sweep_start(void)
+{
+    om_assert(gc.live[old_unscanned()] == 0);
+    gc.old_scanned = old_unscanned();
+    gc.sweep_running = true;
+    gc.count[2] = 0;
+    gc.allocs_since_full = 0;
+}
+
+/* One step of the sweep over generation 2 (starting one if needed). */
+static long collect_step(void)
+{
+    gc.collecting = true;
+    gc_run_callbacks(OM_GC_PHASE_START, 2, 0, 0);
+    uint64_t start = gc_now_ns();
+    if (gc.debug & OM_GC_DEBUG_STATS)
+        debug_start(2, true);
+    if (!gc.sweep_running)
+        sweep_start();
+    omi_gc_head work, unreachable;
+    list_init(&work);
+    list_init(&unreachable);
+    closure_ctx ctx = {&work, old_unscanned(), 0, step_limit(), false};
+    gather_step(&ctx);
+    gc.truncated_since_full |= ctx.truncated;
+    find_unreachable(&work, ctx.count, &unreachable, gc.old_scanned, false);
+    if (gc.live[old_unscanned()] == 0) {
+        gc.sweep_running = false;
+        gc.inc.sweeps++;
+    }
+    gc_result r = finish_collection(&unreachable, gc.old_scanned);
+    uint64_t elapsed = gc_now_ns() - start;
+    update_estimate(elapsed, ctx.count);
+    gc.inc.steps++;
+    gc.inc.last_step_objects = ctx.count;
+    if (ctx.count > gc.inc.max_step_objects)
+        gc.inc.max_step_objects = ctx.count;
+    if ((double)elapsed / 1e9 > gc.inc.max_step_seconds)
+        gc.inc.max_step_seconds = (double)elapsed / 1e9;
+    record_result(2, r, start);
+    return (long)(r.collected + r.uncollectable);
+}
+
+/* ---- Scheduling ------------------------------------------------------------------- */
+
+/* The 25 % rule on live counts (see the design comment), and a backstop
+ * for old objects that turn into garbage while nothing new comes in. */
+static bool full_collection_pays_off(void)
+{
+    size_t old = old_live() - gc.pending_live;
+    if (gc.pending_live > 0 && gc.pending_live >= old / GC_PENDING_DIVISOR)
+        return true;
+    size_t base = old_live() > FULL_ALLOC_MIN ? old_live() : FULL_ALLOC_MIN;
+    return gc.allocs_since_full / FULL_ALLOC_FACTOR >= base;
+}
+
+static bool fallback_due(void)
+{
+    size_t base = gc.old_after_full > STEP_MIN_OBJECTS ? gc.old_after_full : STEP_MIN_OBJECTS;
+    return gc.truncated_since_full && old_live() > FALLBACK_GROWTH * base;
+}
+
+/* Incremental mode, when a full collection is due: a step (which starts a
+ * sweep if none runs), or a fallback full collection instead of starting a
+ * sweep that may not be able to finish the job. */
+static void incremental_full_due(void)
+{
+    if (!gc.sweep_running && fallback_due()) {
+        gc.inc.fallbacks++;
+        collect_generation(2);
+    } else {
+        collect_step();
+    }
+}
+
+static void gc_collect_auto(void)
+{
+    if (!gc.enabled || gc.collecting || omi_object_release_running())
+        return;
+    bool incremental = omi_option_values[OM_OPTION_GC_INCREMENTAL_BUDGET_US] > 0;
+    for (int i = OM_GC_GENERATIONS - 1; i >= 0; i--) {
+        if (gc.count[i] <= gc.threshold[i])
+            continue;
+        if (i == 2 && !full_collection_pays_off())
+            continue;
+        if (incremental && i == 2) {
+            collect_generation(1);
+            incremental_full_due();
+        } else {
+            collect_generation(i);
+            /* while a sweep runs, every collection brings a step: the sweep
+             * keeps pace with what the young generations promote */
+            if (incremental && gc.sweep_running)
+                collect_step();
+        }
+        return;
+    }
+}
+
+long omi_gc_collect_for_memory(void)
+{
+    if (gc.collecting || omi_object_release_running())
+        return 0;
+    return collect_generation(2);
+}
+
+/* ---- Public API: collecting ----------------------------------------------------- */
+
+long om_gc_collect(int generation)
+{
+    if (generation < -1 || generation >= OM_GC_GENERATIONS) {
+        omi_set_error(OM_EINVAL, "om_gc_collect: generation %d is not -1, 0, 1 or 2", generation);
+        return -1;
+    }
+    if (gc.collecting || omi_object_release_running())
+        return 0;
+    return collect_generation(generation < 0 ? 2 : generation);
+}
+
+long om_gc_collect_step(void)
+{
+    if (gc.collecting || omi_object_release_running())
+        return 0;
+    return collect_step();
+}
+
+void om_gc_enable(void)
+{
+    gc.enabled = true;
+}
+
+void om_gc_disable(void)
+{
+    gc.enabled = false;
+}
+
+bool om_gc_is_enabled(void)
+{
+    return gc.enabled;
+}
+
+int om_gc_set_threshold(long threshold0, long threshold1, long threshold2)
+{
+    if (threshold0 < 0 || threshold1 < 0 || threshold2 < 0) {
+        omi_set_error(OM_EINVAL, "om_gc_set_threshold: thresholds must not be negative "
+                      "(%ld, %ld, %ld)", threshold0, threshold1, threshold2);
+        return -1;
+    }
+    gc.threshold[0] = threshold0;
+    gc.threshold[1] = threshold1;
+    gc.threshold[2] = threshold2;
+    return 0;
+}
+
+static void store_three(const long v[3], long *a, long *b, long *c)
+{
+    if (a != NULL)
+        *a = v[0];
+    if (b != NULL)
+        *b = v[1];
+    if (c != NULL)
+        *c = v[2];
+}
+
+void om_gc_get_threshold(long *threshold0, long *threshold1, long *threshold2)
+{
+    store_three(gc.threshold, threshold0, threshold1, threshold2);
+}
+
+void om_gc_get_count(long *count0, long *count1, long *count2)
+{
+    store_three(gc.count, count0, count1, count2);
+}
+
+int om_gc_get_stats(om_gc_stats out[OM_GC_GENERATIONS])
+{
+    if (out == NULL) {
+        omi_set_error(OM_EINVAL, "om_gc_get_stats: out is NULL");
+        return -1;
+    }
+    memcpy(out, gc.stats, sizeof gc.stats);
+    return 0;
+}
+
+int om_gc_get_incremental_stats(om_gc_incremental_stats *out)
+{
+    if (out == NULL) {
+        omi_set_error(OM_EINVAL, "om_gc_get_incremental_stats: out is NULL");
+        return -1;
+    }
+    *out = gc.inc;
+    out->sweep_running = gc.sweep_running;
+    return 0;
+}
+
+/* ---- Public API: callbacks and debugging --------------------------------------- */
+
+int om_gc_callback_add(om_gc_callback_fn fn, void *user)
+{
+    if (fn == NULL) {
+        omi_set_error(OM_EINVAL, "om_gc_callback_add: fn is NULL");
+        return -1;
+    }
+    if (gc.callback_count == gc.callback_capacity) {
+        size_t capacity = gc.callback_capacity ? 2 * gc.callback_capacity : 4;
+        gc_callback *grown = om_raw_realloc(gc.callbacks, capacity * sizeof *grown);
+        if (grown == NULL)
+            return -1;
+        gc.callbacks = grown;
+        gc.callback_capacity = capacity;
+    }
+    gc.callbacks[gc.callback_count++] = (gc_callback){fn, user};
+    return 0;
+}
+
+int om_gc_callback_remove(om_gc_callback_fn fn, void *user)
+{
+    for (size_t i = 0; i < gc.callback_count; i++) {
+        if (gc.callbacks[i].fn != fn || gc.callbacks[i].user != user || fn == NULL)
+            continue;
+        if (gc.callbacks_running > 0) {
+            gc.callbacks[i].fn = NULL;   /* compacted when the run ends */
+        } else {
+            memmove(&gc.callbacks[i], &gc.callbacks[i + 1],
+                    (gc.callback_count - i - 1) * sizeof gc.callbacks[0]);
+            gc.callback_count--;
+        }
+        return 0;
+    }
+    omi_set_error(OM_EINVAL, "om_gc_callback_remove: no such callback");
+    return -1;
+}
+
+int om_gc_set_debug(int flags)
+{
+    if ((flags & ~OM_GC_DEBUG_LEAK & ~OM_GC_DEBUG_STATS) != 0) {
+        omi_set_error(OM_EINVAL, "om_gc_set_debug: unknown flags 0x%x", (unsigned)flags);
+        return -1;
+    }
+    gc.debug = flags;
+    return 0;
+}
+
+int om_gc_get_debug(void)
+{
+    return gc.debug;
+}
+
+om_object *om_gc_garbage(void)
+{
+    if (gc.garbage == NULL)
+        gc.garbage = om_list_new(0);
+    return gc.garbage;
+}
+
+/* ---- Public API: generations and introspection ---------------------------------- */
+
+void om_gc_freeze(void)
+{
+    for (unsigned s = SPACE_GEN0; s <= SPACE_OLD_B; s++)
+        respace_all(s, SPACE_PERMANENT);
+    gc.sweep_running = false;
+}
+
+void om_gc_unfreeze(void)
+{
+    respace_all(SPACE_PERMANENT, gc.old_scanned);
+}
+
+size_t om_gc_get_freeze_count(void)
+{
+    return gc.live[SPACE_PERMANENT];
+}
+
+/* Appends the objects of space s to list (skipping list itself); -1 on OOM. */
+static int append_space(om_object *list, unsigned s)
+{
+    omi_gc_head *sentinel = &gc.lists[s];
+    for (omi_gc_head *h = head_next(sentinel); h != sentinel; h = head_next(h)) {
+        om_object *o = head_object(h);
+        if (o != list && om_list_append(list, o) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+om_object *om_gc_get_objects(int generation)
+{
+    if (generation < -1 || generation >= OM_GC_GENERATIONS) {
+        omi_set_error(OM_EINVAL, "om_gc_get_objects: generation %d is not -1, 0, 1 or 2",
+                      generation);
+        return NULL;
+    }
+    om_object *list = om_list_new(0);
+    if (list == NULL)
+        return NULL;
+    for (unsigned s = SPACE_GEN0; s <= SPACE_OLD_B; s++) {
+        int g = s < SPACE_OLD_A ? (int)s : 2;
+        if ((generation < 0 || generation == g) && append_space(list, s) != 0) {
+            om_decref(list);
+            return NULL;
+        }
+    }
+    return list;
+}
+
+static int visit_is(om_object *o, void *target)
+{
+    return o == target;
+}
+
+om_object *om_gc_get_referrers(om_object *obj)
+{
+    if (obj == NULL) {
+        omi_set_error(OM_EINVAL, "om_gc_get_referrers: obj is NULL");
+        return NULL;
+    }
+    om_object *list = om_list_new(0);
+    if (list == NULL)
+        return NULL;
+    for (unsigned s = SPACE_GEN0; s <= SPACE_OLD_B; s++) {
+        omi_gc_head *sentinel = &gc.lists[s];
+        for (omi_gc_head *h = head_next(sentinel); h != sentinel; h = head_next(h)) {
+            om_object *o = head_object(h);
+            if (o == list || o->ob_type->traverse == NULL ||
+                o->ob_type->traverse(o, visit_is, obj) == 0)
+                continue;
+            if (om_list_append(list, o) != 0) {
+                om_decref(list);
+                return NULL;
+            }
+        }
+    }
+    return list;
+}
+
+static int visit_append(om_object *o, void *list)
+{
+    return om_list_append(list, o) != 0;
+}
+
+om_object *om_gc_get_referents(om_object *obj)
+{
+    if (obj == NULL) {
+        omi_set_error(OM_EINVAL, "om_gc_get_referents: obj is NULL");
+        return NULL;
+    }
+    om_object *list = om_list_new(0);
+    if (list == NULL)
+        return NULL;
+    if (omi_type_is_gc(obj->ob_type) && obj->ob_type->traverse != NULL &&
+        obj->ob_type->traverse(obj, visit_append, list) != 0) {
+        om_decref(list);
+        return NULL;
+    }
+    return list;
+}
+
+static bool gc_argument_ok(const om_object *obj, const char *function)
+{
+    if (obj == NULL) {
+        omi_set_error(OM_EINVAL, "%s: obj is NULL", function);
+        return false;
+    }
+    if (!omi_type_is_gc(obj->ob_type)) {
+        omi_set_error(OM_ETYPE, "%s: '%s' is not a GC type", function, obj->ob_type->name);
+        return false;
+    }
+    return true;
+}
+
+int om_gc_track(om_object *obj)
+{
+    if (!gc_argument_ok(obj, "om_gc_track"))
+        return -1;
+    omi_gc_track(obj);
+    return 0;
+}
+
+int om_gc_untrack(om_object *obj)
+{
+    if (!gc_argument_ok(obj, "om_gc_untrack"))
+        return -1;
+    omi_gc_untrack(obj);
+    return 0;
+}
+
+bool om_gc_is_tracked(const om_object *obj)
+{
+    return obj != NULL && omi_gc_is_tracked(obj);
+}
+
+bool om_gc_is_finalized(const om_object *obj)
+{
+    return obj != NULL && omi_type_is_gc(obj->ob_type) &&
+           (omi_gc_head_of(obj)->prev & OMI_GC_FINALIZED) != 0;
 }

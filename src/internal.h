@@ -393,17 +393,27 @@ static inline bool omi_check_type(om_object *o, const om_type *t, const char *fu
     return true;
 }
 
-/* ---- gc.c ---------------------------------------------------------------- */
+/* ---- gc.c, weakref.c ----------------------------------------------------- */
 
 /* The collector's pre-header, in front of every object of an OM_TYPE_GC
- * type, in the same block. Untracked: next == 0. */
+ * type, in the same block. Heads are 16-byte aligned, so the four low bits
+ * of both words are free for flags:
+ *   next: address of the next head in its list | OMI_GC_PENDING; 0 means
+ *         "not tracked" (so the flag dies with the tracking);
+ *   prev: address of the previous head, or during a collection the
+ *         object's working count << OMI_GC_PREV_SHIFT, | OMI_GC_FINALIZED
+ *         (kept for life) | the object's space << 1 (its generation, see
+ *         gc.c).                                                           */
 typedef struct omi_gc_head {
-    uintptr_t next;                  /* next in its generation's list, or 0 */
-    uintptr_t prev;                  /* previous | OMI_GC_FLAG_MASK flags */
+    _Alignas(16) uintptr_t next;     /* next in its list | flags, or 0 */
+    uintptr_t prev;                  /* previous (or count) | flags */
 } omi_gc_head;
 
-#define OMI_GC_FINALIZED ((uintptr_t)1)   /* finalize has run (PEP 442) */
-#define OMI_GC_FLAG_MASK ((uintptr_t)3)   /* low bits of prev that are flags */
+#define OMI_GC_FINALIZED ((uintptr_t)1)   /* prev: finalize has run (PEP 442) */
+#define OMI_GC_FLAG_MASK ((uintptr_t)15)  /* low bits of prev (and next) that are flags */
+#define OMI_GC_PREV_SHIFT 4               /* the working count sits above them */
+#define OMI_GC_PENDING ((uintptr_t)1)     /* next: came into generation 2 since
+                                             its last examination (25 % rule) */
 
 _Static_assert(sizeof(omi_gc_head) % OM_ALIGNMENT == 0, "objects stay 16-byte aligned");
 
@@ -424,9 +434,45 @@ static inline bool omi_gc_is_tracked(const om_object *o)
 
 /* Start / stop the collector watching a GC object: track once traverse is
  * safe to call on it; objects must be untracked before they are destroyed
- * (om_dealloc does that). Both are idempotent. */
+ * (om_dealloc does that). Both are idempotent. Tracking counts as a
+ * tracked allocation and may start an automatic collection (never inside
+ * another collection or a release by refcount); untracking counts as a
+ * deallocation. */
 OMI_HIDDEN void omi_gc_track(om_object *o);
 OMI_HIDDEN void omi_gc_untrack(om_object *o);
+
+/* For omi_object_alloc after a failed allocation: one full collection
+ * unless a collection or a release is running; the number of unreachable
+ * objects it found (retry only when that is > 0). */
+OMI_HIDDEN long omi_gc_collect_for_memory(void);
+
+/* true while o is in the unreachable set of the running collection (for
+ * the weak-reference rule: callbacks of garbage weak references never run). */
+OMI_HIDDEN bool omi_gc_is_unreachable(const om_object *o);
+
+/* Provided by object.c: true while this thread's om_dealloc loop runs (a
+ * collection then waits: objects on the release stack have their count
+ * word in use). */
+OMI_HIDDEN bool omi_object_release_running(void);
+
+/* weakref.c: number of objects that have weak references now. */
+extern OMI_HIDDEN size_t omi_weakref_referents;
+
+/* weakref.c: o (of a WEAKREFABLE type) is dying: clear its weak references,
+ * then run their callbacks. Called by release_one after finalize. */
+OMI_HIDDEN void omi_weakref_object_dies(om_object *o);
+
+/* weakref.c: for the collector: clear the weak references to unreachable
+ * object o; those that are not unreachable themselves and have a callback
+ * are increfed and pushed on *pending (linked through the weak reference,
+ * no allocation). omi_weakref_run_pending calls and drops them. */
+OMI_HIDDEN void omi_weakref_clear_for_collection(om_object *o, om_object **pending);
+OMI_HIDDEN void omi_weakref_run_pending(om_object *pending);
+
+static inline bool omi_weakref_may_have_refs(const om_object *o)
+{
+    return omi_weakref_referents != 0 && (o->ob_type->flags & OM_TYPE_WEAKREFABLE) != 0;
+}
 
 /* ---- types/int.c, types/str.c -------------------------------------------- */
 

@@ -31,7 +31,8 @@
  * Release of one object (release_one): the finalize hook first (PEP 442:
  * for GC types at most once, recorded in the pre-header; the count is held
  * at 1 around the call, and if the hook stored a new reference the object
- * is resurrected and lives on); then it leaves the collector's lists, its
+ * is resurrected and lives on); then its weak references are cleared and
+ * their callbacks run (WEAKREFABLE types only); then it leaves the collector's lists, its
  * destroy hook drops what it owns, and the memory goes back (or, with the
  * debug hooks on, it waits dead in a quarantine of DEAD_QUARANTINE objects
  * with its type intact, so that a late decref or call names the type).
@@ -95,6 +96,8 @@ om_object *omi_object_alloc(const om_type *type, size_t count)
     }
     size_t prefix = omi_type_is_gc(type) ? sizeof(omi_gc_head) : 0;
     unsigned char *block = om_obj_malloc(prefix + body);
+    if (block == NULL && omi_gc_collect_for_memory() > 0)
+        block = om_obj_malloc(prefix + body);   /* STYLE: collect once, retry once */
     if (block == NULL)
         return NULL;
     if (prefix != 0)
@@ -255,6 +258,8 @@ static void release_one(om_object *o)
     if (finalize_resurrects(o))
         return;
     const om_type *type = o->ob_type;
+    if (omi_weakref_may_have_refs(o))
+        omi_weakref_object_dies(o);
     if (omi_type_is_gc(type))
         omi_gc_untrack(o);
     if (type->destroy != NULL)
@@ -263,6 +268,11 @@ static void release_one(om_object *o)
         dead_keep(o);
     else
         omi_object_free_memory(o);
+}
+
+bool omi_object_release_running(void)
+{
+    return thread_release.releasing;
 }
 
 void om_dealloc(om_object *o)

@@ -17,6 +17,9 @@
 #ifndef OM_DEFAULT_PURGE_DELAY_MS
 #define OM_DEFAULT_PURGE_DELAY_MS 1000
 #endif
+#ifndef OM_DEFAULT_GC_INCREMENTAL_BUDGET_US
+#define OM_DEFAULT_GC_INCREMENTAL_BUDGET_US 0
+#endif
 
 typedef struct option_desc {
     const char *env_name;     /* environment variable */
@@ -26,10 +29,12 @@ typedef struct option_desc {
 
 static const option_desc option_table[OM_OPTION_COUNT] = {
     [OM_OPTION_PURGE_DELAY_MS] = {"OBJMEM_PURGE_DELAY_MS", 0, 3600L * 1000},
+    [OM_OPTION_GC_INCREMENTAL_BUDGET_US] = {"OBJMEM_GC_INCREMENTAL_BUDGET_US", 0, 1000L * 1000},
 };
 
 long omi_option_values[OM_OPTION_COUNT] = {
     [OM_OPTION_PURGE_DELAY_MS] = OM_DEFAULT_PURGE_DELAY_MS,
+    [OM_OPTION_GC_INCREMENTAL_BUDGET_US] = OM_DEFAULT_GC_INCREMENTAL_BUDGET_US,
 };
 
 static bool option_is_known(om_option option)
