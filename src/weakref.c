@@ -142,9 +142,9 @@ static void table_remove(weakref_slot *s)
 
 /* ---- Clearing ----------------------------------------------------------- */
 
-/* Removes referent's slot and clears its weak references; those for which
- * wants_callback holds (and that have a callback) are increfed and pushed
- * on *pending. */
+/* Removes referent's slot and clears its weak references; those with a
+ * callback (in a collection: only those not unreachable themselves) are
+ * increfed and pushed on *pending. */
 static void clear_all(om_object *referent, bool in_collection, weakref_object **pending)
 {
     weakref_slot *s = table_find(referent);
