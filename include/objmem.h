@@ -123,10 +123,12 @@ OM_API void om_clear_error(void);
  *    realloc moves a block whose new size belongs to another tier;
  *  - when a pool empties it goes back to its arena, except that each size
  *    class keeps its last pool warm, so that an allocate/free pair does not
- *    flip a pool between empty and used; a wholly free arena is unmapped at
- *    once, except one spare per heap and tier, and one pool arena that only
- *    warm pools hold; each medium class caches a few freed blocks
- *    (om_heap_trim releases all of these);
+ *    flip a pool between empty and used; a wholly free pool arena is kept
+ *    as a spare for reuse (at most 64 per heap; beyond that it is unmapped
+ *    at once) until it has stayed unused for the purge delay, a wholly
+ *    free medium arena likewise but one per heap, and one pool arena that
+ *    only warm pools hold is kept; each medium class caches a few freed
+ *    blocks (om_heap_trim releases all of these);
  *  - free, realloc and om_usable_size of a pointer that objmem did not hand
  *    out (another allocator's, or the inside of a block) or of a medium
  *    block already freed is fatal misuse: one report on stderr naming the

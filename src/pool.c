@@ -51,8 +51,9 @@
  * Warm pools could pin whole arenas: after a program frees everything, each
  * class's last pool may sit alone in its own arena. So an arena held only
  * by warm pools is allowed once per heap (`warm_arena`); in any other such
- * arena the warm pools go back and the arena retires. With the spare, a heap
- * that has freed everything keeps at most two arenas mapped.
+ * arena the warm pools go back and the arena retires. A heap that has freed
+ * everything keeps the warm arena and its spares (below) mapped until the
+ * purge delay has passed.
  *
  * Arenas: each arena descriptor (kept outside the arena) counts its free
  * pools: emptied ones on a list, plus the never-used tail. Arenas with a free
@@ -62,8 +63,12 @@
  * last arena holding exactly n free pools, and a 64-bit mask says which n
  * have one, so re-sorting after a change is a splice rather than a walk
  * (CPython's nfp2lasta, plus the mask). A wholly
- * free arena is unmapped at once, except one spare per heap kept against
- * thrashing at a boundary. Arenas are registered in the address map (which
+ * free arena becomes a spare, up to OMI_SPARE_ARENAS_MAX per heap, and is
+ * unmapped once it has been spare for the purge delay (or at om_heap_trim,
+ * or at once with a delay of 0): a program that builds and drops a few MiB
+ * of objects in a loop (binary-trees) reuses its arenas instead of paying
+ * the page faults of fresh mappings on every round; beyond the cap, or
+ * after the delay, empty arenas go back to the OS as in CPython. Arenas are registered in the address map (which
  * is how a free with no heap argument knows a pointer is ours).
  *
  * Learned from: CPython Objects/obmalloc.c (size classes, pools, usedpools,
@@ -238,15 +243,46 @@ static void arena_unmap(om_heap *h, omi_arena *arena)
     omi_os_arena_free(arena, arena->allocator);
 }
 
-/* A wholly free arena: becomes the spare, or goes back to the OS. */
+/* A wholly free arena: kept as a spare (while fewer than
+ * OMI_SPARE_ARENAS_MAX are kept and the purge delay is not 0), or goes back
+ * to the OS. Spares are a stack linked through ->next, newest on top. */
 static void arena_retire(om_heap *h, omi_arena *arena)
 {
-    if (h->spare == NULL && !omi_purge_at_once()) {
+    if (h->spare_count < OMI_SPARE_ARENAS_MAX && !omi_purge_at_once()) {
+        arena->next = h->spare;
+        arena->spare_since_ms = omi_purge_now(h);
         h->spare = arena;
-        h->spare_since_ms = omi_purge_now(h);
+        h->spare_count++;
         return;
     }
     arena_unmap(h, arena);
+}
+
+static omi_arena *spare_pop(om_heap *h)
+{
+    omi_arena *arena = h->spare;
+    if (arena != NULL) {
+        h->spare = arena->next;
+        h->spare_count--;
+    }
+    return arena;
+}
+
+/* Unmaps the spares that have been spare since before deadline_ms (all of
+ * them for UINT64_MAX). Older spares sit lower in the stack. */
+static void spares_unmap_due(om_heap *h, uint64_t deadline_ms)
+{
+    omi_arena **link = &h->spare;
+    while (*link != NULL) {
+        omi_arena *arena = *link;
+        if (deadline_ms == UINT64_MAX || omi_purge_is_due(arena->spare_since_ms, deadline_ms)) {
+            *link = arena->next;
+            h->spare_count--;
+            arena_unmap(h, arena);
+        } else {
+            link = &arena->next;
+        }
+    }
 }
 
 /* The arena new pools come from: the fullest usable one, else the spare,
@@ -255,10 +291,8 @@ static omi_arena *arena_for_new_pool(om_heap *h)
 {
     if (h->usable_arenas != NULL)
         return h->usable_arenas;
-    omi_arena *arena = h->spare;
-    if (arena != NULL)
-        h->spare = NULL;
-    else if ((arena = arena_new(h)) == NULL)
+    omi_arena *arena = spare_pop(h);
+    if (arena == NULL && (arena = arena_new(h)) == NULL)
         return NULL;
     arena_list_insert(h, arena);
     return arena;
@@ -472,11 +506,7 @@ void omi_pool_purge(om_heap *h, uint64_t deadline_ms)
         }
         arena->dirty = false;
     }
-    if (h->spare != NULL && omi_purge_is_due(h->spare_since_ms, deadline_ms)) {
-        omi_arena *spare = h->spare;
-        h->spare = NULL;
-        arena_unmap(h, spare);
-    }
+    spares_unmap_due(h, deadline_ms);
 }
 
 size_t omi_pool_heap_trim(om_heap *h)
@@ -488,11 +518,7 @@ size_t omi_pool_heap_trim(om_heap *h)
             pool_give_back(h, pool);
     }
     h->warm_arena = NULL;
-    if (h->spare != NULL) {
-        omi_arena *spare = h->spare;
-        h->spare = NULL;
-        arena_unmap(h, spare);
-    }
+    spares_unmap_due(h, UINT64_MAX);
     return (h->arenas_freed - freed_before) * OMI_ARENA_SIZE;
 }
 

@@ -41,6 +41,9 @@
 #define OMI_CLASS_COUNT OM_SMALL_CLASS_COUNT
 #define OMI_ALIGN_SHIFT 4            /* size classes are 16 B apart */
 #define OMI_CARVE_SPAN ((size_t)4096) /* blocks are carved a page at a time */
+#ifndef OMI_SPARE_ARENAS_MAX
+#define OMI_SPARE_ARENAS_MAX 64      /* wholly free pool arenas kept per heap for reuse */
+#endif
 
 _Static_assert(OMI_ARENA_SIZE == OM_ARENA_SIZE, "objmem.h and OM_ARENA_SHIFT disagree");
 _Static_assert(OMI_POOL_SIZE == OM_POOL_SIZE, "objmem.h and OM_POOL_SHIFT disagree");
@@ -103,7 +106,8 @@ _Static_assert(sizeof(omi_pool) == 32, "pool states are two to a cache line");
  * pool state from the pointer alone, in parallel with the address-map check.
  * An arena is in exactly one of: the heap's usable list (some pool free,
  * sorted by nfree_pools ascending so the fullest is used first), no list
- * (every pool assigned), or heap->spare (every pool free, kept for reuse).
+ * (every pool assigned), or the heap's spare stack (every pool free, kept
+ * for reuse until the purge delay passes; linked through ->next).
  * Every arena is also on the heap's all-arenas list.
  *   nfree_pools = |free_pools| + (OMI_POOLS_PER_ARENA - untouched_index)
  *   1 <= untouched_index <= OMI_POOLS_PER_ARENA
@@ -120,6 +124,7 @@ typedef struct omi_arena {
     bool in_usable_list;             /* on the usable list now */
     bool dirty;                      /* some free pool still holds its pages */
     uint64_t dirty_since_ms;         /* when the first of them went free */
+    uint64_t spare_since_ms;         /* when it became a spare (on the spare stack) */
     om_arena_allocator allocator;    /* the allocator that mapped it */
     _Alignas(64) omi_pool pools[OMI_POOLS_PER_ARENA];   /* state per pool */
 } omi_arena;
@@ -160,8 +165,8 @@ struct om_heap {
                                             having exactly n free pools */
     uint64_t nfree_present;              /* bit n: last_with_nfree[n] != NULL */
     omi_arena *all_arenas;               /* every arena, spare included */
-    omi_arena *spare;                    /* one wholly free arena, or NULL */
-    uint64_t spare_since_ms;             /* when it became the spare */
+    omi_arena *spare;                    /* top of the stack of wholly free arenas */
+    size_t spare_count;                  /* arenas on it, <= OMI_SPARE_ARENAS_MAX */
     omi_arena *warm_arena;               /* the one arena allowed to be held
                                             only by warm pools, or NULL */
     omi_medium_heap medium;              /* 513 B … 256 KiB (medium.c) */
