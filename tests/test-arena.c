@@ -251,7 +251,9 @@ static void test_arena_return(void)
         CHECK_EQ_SIZE(st2.classes[c].used_blocks, 0);
         CHECK(st2.classes[c].pools <= 1);
     }
-    CHECK(st2.arenas_freed > st1.arenas_freed);
+    /* Every arena beyond the spares and the warm pools' went back. */
+    CHECK(st2.arenas_freed - st1.arenas_freed + OMI_SPARE_ARENAS_MAX + OM_SMALL_CLASS_COUNT + 1 >=
+          st1.arenas_current);
     CHECK(st2.arenas_current <= OM_SMALL_CLASS_COUNT + 1 + OMI_SPARE_ARENAS_MAX);
     /* objmem.h also says an arena held only by warm pools is kept once per
      * heap, which would mean at most 2 here; design-pool.md lets such arenas
