@@ -83,13 +83,15 @@ static void heap_domain_free(void *ctx, void *ptr)
 
 typedef struct domain_state {
     om_allocator allocators[OM_DOMAIN_COUNT];  /* what each domain calls */
-    bool is_default[OM_DOMAIN_COUNT];          /* allocators[d] is the default */
 } domain_state;
 
 static domain_state domains = {
     .allocators = {RAW_DEFAULT, HEAP_DEFAULT, HEAP_DEFAULT},
-    .is_default = {true, true, true},
 };
+
+/* omi_domain_is_default[d]: allocators[d] is the default (read by the
+ * inline paths here and in object.c). */
+bool omi_domain_is_default[OM_DOMAIN_COUNT] = {true, true, true};
 
 static const om_allocator domain_defaults[OM_DOMAIN_COUNT] = {
     RAW_DEFAULT, HEAP_DEFAULT, HEAP_DEFAULT,
@@ -123,7 +125,7 @@ int om_set_allocator(om_domain domain, const om_allocator *allocator)
         return -1;
     }
     domains.allocators[domain] = *allocator;
-    domains.is_default[domain] =
+    omi_domain_is_default[domain] =
         memcmp(allocator, &domain_defaults[domain], sizeof *allocator) == 0;
     return 0;
 }
@@ -134,14 +136,14 @@ int om_set_allocator(om_domain domain, const om_allocator *allocator)
  * place, else the installed allocator, after recording the caller for
  * tracing (only on that branch: the default path pays nothing). */
 #define DOMAIN_CALL(d, default_call, hook, ...) \
-    (omi_likely(domains.is_default[d]) ? (default_call) \
+    (omi_likely(omi_domain_is_default[d]) ? (default_call) \
      : (OMI_TRACE_CAPTURE(), \
         domains.allocators[d].hook(domains.allocators[d].ctx, __VA_ARGS__)))
 
 /* RAW has no inline path; the caller is recorded once it is wrapped. */
 #define RAW_CAPTURE() \
     do { \
-        if (!domains.is_default[OM_DOMAIN_RAW]) \
+        if (!omi_domain_is_default[OM_DOMAIN_RAW]) \
             OMI_TRACE_CAPTURE(); \
     } while (0)
 
@@ -191,7 +193,7 @@ void om_raw_free(void *ptr)
     }                                                                              \
     void prefix##_free(void *ptr)                                                  \
     {                                                                              \
-        if (omi_likely(domains.is_default[d]))                                     \
+        if (omi_likely(omi_domain_is_default[d]))                                     \
             omi_free(#prefix "_free", ptr);                                        \
         else                                                                       \
             domains.allocators[d].free(domains.allocators[d].ctx, ptr);            \

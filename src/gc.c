@@ -315,13 +315,26 @@ static size_t old_live(void)
 
 static void gc_collect_auto(void);
 
+/* list_append for an untracked head (next == 0, no flag but FINALIZED in
+ * prev, space GEN0) going to the end of generation 0: the hot path of every
+ * GC object's creation, so without the general flag bookkeeping. */
+static void list_append_young(omi_gc_head *h)
+{
+    omi_gc_head *list = &gc.lists[SPACE_GEN0];
+    omi_gc_head *last = head_prev(list);
+    h->next = (uintptr_t)list;
+    h->prev = (uintptr_t)last | (h->prev & OMI_GC_FINALIZED);
+    last->next = (uintptr_t)h | (last->next & OMI_GC_FLAG_MASK);
+    list->prev = (uintptr_t)h;
+}
+
 void omi_gc_track(om_object *o)
 {
     omi_gc_head *h = omi_gc_head_of(o);
     if (h->next != 0)
         return;
     om_assert(head_space(h) == SPACE_GEN0);
-    list_append(h, &gc.lists[SPACE_GEN0]);
+    list_append_young(h);
     gc.live[SPACE_GEN0]++;
     gc.allocs_since_full++;
     if (omi_unlikely(++gc.count[0] > gc.threshold[0]) && gc.threshold[0] != 0)

@@ -323,6 +323,12 @@ static inline bool omi_purge_at_once(void)
  * (as far as the tier can tell: a small block freed twice still passes). */
 OMI_HIDDEN bool omi_is_block_start(const void *p);
 
+/* ---- domain.c ------------------------------------------------------------ */
+
+/* omi_domain_is_default[d]: domain d still has its default allocator (no
+ * wrapper to honour), so the heap's inline paths may serve it directly. */
+extern OMI_HIDDEN bool omi_domain_is_default[OM_DOMAIN_COUNT];
+
 /* ---- debug.c ------------------------------------------------------------- */
 
 extern OMI_HIDDEN bool omi_debug_active;
