@@ -6,9 +6,11 @@
  *           stretch tree, a long-lived tree, then many short-lived trees of
  *           depths 4, 6, …, 21, each built, walked and released. Three ways:
  *           objmem objects (a record type from om_type_from_spec, released
- *           by refcount), plain C structs with malloc/free (glibc), and the
- *           same algorithm in CPython 3.11 (python3 in a child process,
- *           timed inside Python, gc on as shipped).
+ *           by refcount; once with the cycle collector on as shipped and
+ *           once with it disabled, which is refcounting alone), plain C
+ *           structs with malloc/free (glibc), and the same algorithm in
+ *           CPython 3.11 (python3 in a child process, timed inside Python,
+ *           gc on as shipped).
  *   chain   a chain of 10M objects, each holding the next, released by
  *           dropping the head: objmem against CPython (a __slots__ class).
  *           Reported per object.
@@ -23,6 +25,7 @@
  */
 #include <objmem.h>
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -157,11 +160,15 @@ static void c_tree_free(c_tree *t)
         release(long_lived_);                                                   \
     } while (0)
 
-static double trees_objmem(int depth, long *total)
+static double trees_objmem(int depth, bool collector, long *total)
 {
+    if (!collector)
+        om_gc_disable();
     double t0 = now_seconds();
     BINARY_TREES(om_tree_make, om_tree_check, om_decref, depth, *total);
-    return now_seconds() - t0;
+    double seconds = now_seconds() - t0;
+    om_gc_enable();
+    return seconds;
 }
 
 static double trees_malloc(int depth, long *total)
@@ -382,13 +389,16 @@ static void print_row(const char *workload, const char *unit, double objmem, con
 
 static void bench_trees(const bench_config *cfg)
 {
-    double om[16], mc[16], py[16];
-    long om_total = 0, mc_total = 0, py_total = 0;
+    double om[16], rc[16], mc[16], py[16];
+    long om_total = 0, rc_total = 0, mc_total = 0, py_total = 0;
     int py_runs = 0;
     for (int r = 0; r < cfg->repetitions; r++) {
         long total = 0;
-        om[r] = trees_objmem(cfg->depth, &total);
+        om[r] = trees_objmem(cfg->depth, true, &total);
         om_total = total;
+        total = 0;
+        rc[r] = trees_objmem(cfg->depth, false, &total);
+        rc_total = total;
         total = 0;
         mc[r] = trees_malloc(cfg->depth, &total);
         mc_total = total;
@@ -399,14 +409,17 @@ static void bench_trees(const bench_config *cfg)
             py_total = total;
         }
     }
-    if (om_total != mc_total || (py_runs > 0 && py_total != om_total)) {
+    if (om_total != mc_total || rc_total != mc_total || (py_runs > 0 && py_total != om_total)) {
         fprintf(stderr, "object_bench: binary-trees checks differ: %ld %ld %ld\n", om_total,
                 mc_total, py_total);
         exit(1);
     }
-    double om_s = median(om, cfg->repetitions);
-    print_row("binary-trees (s)", "s", om_s, "malloc/free", median(mc, cfg->repetitions));
-    print_row("binary-trees (s)", "s", om_s, "CPython 3.11", py_runs ? median(py, py_runs) : -1);
+    double om_s = median(om, cfg->repetitions), rc_s = median(rc, cfg->repetitions);
+    double mc_s = median(mc, cfg->repetitions);
+    print_row("binary-trees, refcount only", "s", rc_s, "malloc/free", mc_s);
+    print_row("binary-trees, collector on", "s", om_s, "malloc/free", mc_s);
+    print_row("binary-trees, collector on", "s", om_s, "CPython 3.11", py_runs ? median(py, py_runs) : -1);
+    printf("%-28s %9.1f %%\n", "  time in the collector", 100.0 * (om_s - rc_s) / om_s);
 }
 
 static void bench_chain(const bench_config *cfg)
