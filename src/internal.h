@@ -384,6 +384,20 @@ OMI_HIDDEN _Noreturn void omi_object_dead(const om_object *o, const char *functi
 /* Sets OM_ETYPE "function: expected a 'want', got 'o's type'"; returns false. */
 OMI_HIDDEN bool omi_type_error(const om_object *o, const char *want, const char *function) OMI_COLD;
 
+/* An iterator over one sequence: the sequence (NULL once exhausted, and
+ * dropped then) and a position in it. list, tuple, str and bytes iterators
+ * are these, so they share traverse and clear. */
+typedef struct omi_seq_iterator {
+    OM_OBJECT_HEAD;
+    om_object *seq;                  /* the sequence, or NULL once exhausted */
+    size_t index;                    /* position of the next item (its unit is the type's) */
+} omi_seq_iterator;
+
+OMI_HIDDEN int omi_seq_iterator_traverse(om_object *self, om_visit_fn visit, void *arg);
+OMI_HIDDEN void omi_seq_iterator_clear(om_object *self);
+/* The iter hook of every iterator: the iterator itself (a new reference). */
+OMI_HIDDEN om_object *omi_iterator_self(om_object *self);
+
 /* Entry check of every typed API call: o is live (else fatal) and of type
  * t (else OM_ETYPE and false). NULL o gives OM_EINVAL and false. */
 static inline bool omi_check_type(om_object *o, const om_type *t, const char *function)
@@ -500,6 +514,11 @@ OMI_HIDDEN bool omi_seq_index(ptrdiff_t index, size_t size, size_t *out, const c
  * type read through item_at (which sees changes a hook makes): as the
  * om_type hooks equal (1, 0, -1) and compare (0 with *result, or -1). */
 OMI_HIDDEN int omi_seq_equal(om_object *a, om_object *b, omi_item_at_fn item_at);
+/* A new iterator of `type` (an omi_seq_iterator type) over seq, or NULL
+ * with OM_ENOMEM; and its next hook's work, reading items through item_at
+ * (NULL past the end: the sequence is then let go). */
+OMI_HIDDEN om_object *omi_seq_iterator_new(const om_type *type, om_object *seq);
+OMI_HIDDEN om_object *omi_seq_iterator_next(om_object *self, omi_item_at_fn item_at);
 OMI_HIDDEN int omi_seq_compare(om_object *a, om_object *b, omi_item_at_fn item_at, int *result);
 
 /* ---- trace.c ------------------------------------------------------------- */

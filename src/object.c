@@ -550,6 +550,23 @@ size_t om_sizeof(om_object *o)
     return size;
 }
 
+om_object *omi_iterator_self(om_object *self)
+{
+    om_incref(self);
+    return self;
+}
+
+int omi_seq_iterator_traverse(om_object *self, om_visit_fn visit, void *arg)
+{
+    om_object *seq = ((omi_seq_iterator *)self)->seq;
+    return seq != NULL ? visit(seq, arg) : 0;
+}
+
+void omi_seq_iterator_clear(om_object *self)
+{
+    OM_CLEAR(((omi_seq_iterator *)self)->seq);
+}
+
 const char *om_type_name(const om_object *o)
 {
     return o != NULL ? o->ob_type->name : "NULL";

@@ -174,44 +174,22 @@ const om_type om_bytes_type = {
 
 /* ---- Iterator ------------------------------------------------------------ */
 
-typedef struct bytes_iterator {
-    OM_OBJECT_HEAD;
-    om_object *bytes;       /* the bytes iterated over; NULL once exhausted */
-    size_t index;           /* of the next byte */
-} bytes_iterator;
-
-static bytes_iterator *bytes_iterator_of(om_object *o)
+/* An omi_seq_iterator whose index is that of the next byte. */
+static omi_seq_iterator *bytes_iterator_of(om_object *o)
 {
-    return (bytes_iterator *)o;
-}
-
-static int bytes_iterator_traverse(om_object *self, om_visit_fn visit, void *arg)
-{
-    om_object *bytes = bytes_iterator_of(self)->bytes;
-    return bytes != NULL ? visit(bytes, arg) : 0;
-}
-
-static void bytes_iterator_clear(om_object *self)
-{
-    OM_CLEAR(bytes_iterator_of(self)->bytes);
-}
-
-static om_object *bytes_iterator_self(om_object *self)
-{
-    om_incref(self);
-    return self;
+    return (omi_seq_iterator *)o;
 }
 
 /* The next byte as a small int (no allocation, cannot fail); at the end the
  * bytes is let go. */
 static om_object *bytes_iterator_next(om_object *self)
 {
-    bytes_iterator *it = bytes_iterator_of(self);
-    if (it->bytes == NULL)
+    omi_seq_iterator *it = bytes_iterator_of(self);
+    if (it->seq == NULL)
         return NULL;
-    const bytes_object *b = bytes_of(it->bytes);
+    const bytes_object *b = bytes_of(it->seq);
     if (it->index >= bytes_size(b)) {
-        OM_CLEAR(it->bytes);
+        OM_CLEAR(it->seq);
         return NULL;
     }
     return om_int_from_i64(b->data[it->index++]);
@@ -219,12 +197,12 @@ static om_object *bytes_iterator_next(om_object *self)
 
 const om_type om_bytes_iterator_type = {
     .name = "bytes_iterator",
-    .size = sizeof(bytes_iterator),
+    .size = sizeof(omi_seq_iterator),
     .flags = OM_TYPE_GC,
-    .traverse = bytes_iterator_traverse,
-    .clear = bytes_iterator_clear,
-    .destroy = bytes_iterator_clear,
-    .iter = bytes_iterator_self,
+    .traverse = omi_seq_iterator_traverse,
+    .clear = omi_seq_iterator_clear,
+    .destroy = omi_seq_iterator_clear,
+    .iter = omi_iterator_self,
     .next = bytes_iterator_next,
 };
 
@@ -234,7 +212,7 @@ static om_object *bytes_iter(om_object *self)
     if (o == NULL)
         return NULL;
     om_incref(self);
-    bytes_iterator_of(o)->bytes = self;
+    bytes_iterator_of(o)->seq = self;
     bytes_iterator_of(o)->index = 0;
     omi_gc_track(o);
     return o;

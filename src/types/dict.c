@@ -728,12 +728,6 @@ static void dict_iter_clear(om_object *self)
     OM_CLEAR(((dict_iter *)self)->dict);
 }
 
-static om_object *dict_iter_self(om_object *self)
-{
-    om_incref(self);
-    return self;
-}
-
 /* The next live entry without consuming it (it->pos points at it), or NULL:
  * at the end (the iterator lets its dict go; no error) or when the dict's
  * size changed since the iterator was made (OM_EVALUE, for good). */
@@ -805,7 +799,7 @@ static om_object *dict_items_next(om_object *self)
         .traverse = dict_iter_traverse,             \
         .clear = dict_iter_clear,                   \
         .destroy = dict_iter_clear,                 \
-        .iter = dict_iter_self,                     \
+        .iter = omi_iterator_self,                     \
         .next = next_fn,                            \
     }
 

@@ -104,12 +104,6 @@ static om_object *generator_next(om_object *self)
     return item;
 }
 
-static om_object *generator_iter(om_object *self)
-{
-    om_incref(self);
-    return self;
-}
-
 static int generator_traverse(om_object *self, om_visit_fn visit, void *arg)
 {
     (void)self;
@@ -129,6 +123,6 @@ const om_type om_generator_type = {
     .flags = OM_TYPE_GC,
     .traverse = generator_traverse,
     .destroy = generator_destroy,
-    .iter = generator_iter,
+    .iter = omi_iterator_self,
     .next = generator_next,
 };

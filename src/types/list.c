@@ -52,12 +52,6 @@ typedef struct list_object {
     size_t allocated;            /* slots in the buffer */
 } list_object;
 
-typedef struct list_iterator {
-    OM_OBJECT_HEAD;
-    om_object *seq;              /* the list, or NULL once exhausted */
-    size_t index;                /* next item to return */
-} list_iterator;
-
 static list_object *as_list(om_object *o)
 {
     return (list_object *)o;
@@ -542,12 +536,7 @@ static size_t list_buffer_size(om_object *self)
 
 static om_object *list_iter(om_object *self)
 {
-    list_iterator *it = (list_iterator *)om_new(&om_list_iterator_type);
-    if (it == NULL)
-        return NULL;
-    om_incref(self);
-    it->seq = self;
-    return OM_OBJ(it);
+    return omi_seq_iterator_new(&om_list_iterator_type, self);
 }
 
 const om_type om_list_type = {
@@ -563,52 +552,20 @@ const om_type om_list_type = {
     .buffer_size = list_buffer_size,
 };
 
-/* ---- The iterator ------------------------------------------------------- */
-
-static list_iterator *as_list_iterator(om_object *o)
-{
-    return (list_iterator *)o;
-}
+/* ---- The iterator (omi_seq_iterator, tuple.c) --------------------------- */
 
 static om_object *list_iterator_next(om_object *self)
 {
-    list_iterator *it = as_list_iterator(self);
-    if (it->seq == NULL)
-        return NULL;
-    om_object *item = list_item_at(it->seq, it->index);
-    if (item == NULL) {
-        OM_CLEAR(it->seq);
-        return NULL;
-    }
-    it->index++;
-    om_incref(item);
-    return item;
-}
-
-static int list_iterator_traverse(om_object *self, om_visit_fn visit, void *arg)
-{
-    om_object *seq = as_list_iterator(self)->seq;
-    return seq != NULL ? visit(seq, arg) : 0;
-}
-
-static void list_iterator_clear(om_object *self)
-{
-    OM_CLEAR(as_list_iterator(self)->seq);
-}
-
-static om_object *list_iterator_iter(om_object *self)
-{
-    om_incref(self);
-    return self;
+    return omi_seq_iterator_next(self, list_item_at);
 }
 
 const om_type om_list_iterator_type = {
     .name = "list_iterator",
-    .size = sizeof(list_iterator),
+    .size = sizeof(omi_seq_iterator),
     .flags = OM_TYPE_GC,
-    .traverse = list_iterator_traverse,
-    .clear = list_iterator_clear,
-    .destroy = list_iterator_clear,
-    .iter = list_iterator_iter,
+    .traverse = omi_seq_iterator_traverse,
+    .clear = omi_seq_iterator_clear,
+    .destroy = omi_seq_iterator_clear,
+    .iter = omi_iterator_self,
     .next = list_iterator_next,
 };

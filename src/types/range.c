@@ -206,15 +206,9 @@ static om_object *range_iterator_next(om_object *self)
     return item;
 }
 
-static om_object *range_iterator_iter(om_object *self)
-{
-    om_incref(self);
-    return self;
-}
-
 const om_type om_range_iterator_type = {
     .name = "range_iterator",
     .size = sizeof(range_iterator),
-    .iter = range_iterator_iter,
+    .iter = omi_iterator_self,
     .next = range_iterator_next,
 };

@@ -402,60 +402,38 @@ const om_type om_str_type = {
 
 /* ---- Iterator ------------------------------------------------------------ */
 
-typedef struct str_iterator {
-    OM_OBJECT_HEAD;
-    om_object *str;         /* the str iterated over; NULL once exhausted */
-    size_t offset;          /* byte offset of the next code point in str */
-} str_iterator;
-
-static str_iterator *str_iterator_of(om_object *o)
+/* An omi_seq_iterator whose index is the byte offset of the next code point. */
+static omi_seq_iterator *str_iterator_of(om_object *o)
 {
-    return (str_iterator *)o;
-}
-
-static int str_iterator_traverse(om_object *self, om_visit_fn visit, void *arg)
-{
-    om_object *str = str_iterator_of(self)->str;
-    return str != NULL ? visit(str, arg) : 0;
-}
-
-static void str_iterator_clear(om_object *self)
-{
-    OM_CLEAR(str_iterator_of(self)->str);
-}
-
-static om_object *iterator_self(om_object *self)
-{
-    om_incref(self);
-    return self;
+    return (omi_seq_iterator *)o;
 }
 
 /* The next code point as a 1-character str; at the end, the str is let go.
  * A failed allocation leaves the position where it was. */
 static om_object *str_iterator_next(om_object *self)
 {
-    str_iterator *it = str_iterator_of(self);
-    if (it->str == NULL)
+    omi_seq_iterator *it = str_iterator_of(self);
+    if (it->seq == NULL)
         return NULL;
-    const str_object *s = str_of(it->str);
-    if (it->offset >= str_size(s)) {
-        OM_CLEAR(it->str);
+    const str_object *s = str_of(it->seq);
+    if (it->index >= str_size(s)) {
+        OM_CLEAR(it->seq);
         return NULL;
     }
-    om_object *c = str_char_at(s, it->offset, "om_next");
+    om_object *c = str_char_at(s, it->index, "om_next");
     if (c != NULL)
-        it->offset += str_size(str_of(c));
+        it->index += str_size(str_of(c));
     return c;
 }
 
 const om_type om_str_iterator_type = {
     .name = "str_iterator",
-    .size = sizeof(str_iterator),
+    .size = sizeof(omi_seq_iterator),
     .flags = OM_TYPE_GC,
-    .traverse = str_iterator_traverse,
-    .clear = str_iterator_clear,
-    .destroy = str_iterator_clear,
-    .iter = iterator_self,
+    .traverse = omi_seq_iterator_traverse,
+    .clear = omi_seq_iterator_clear,
+    .destroy = omi_seq_iterator_clear,
+    .iter = omi_iterator_self,
     .next = str_iterator_next,
 };
 
@@ -465,8 +443,8 @@ static om_object *str_iter(om_object *self)
     if (o == NULL)
         return NULL;
     om_incref(self);
-    str_iterator_of(o)->str = self;
-    str_iterator_of(o)->offset = 0;
+    str_iterator_of(o)->seq = self;
+    str_iterator_of(o)->index = 0;
     omi_gc_track(o);
     return o;
 }

@@ -41,12 +41,6 @@ typedef struct tuple_object {
     om_object *items[];          /* n owned references, never NULL */
 } tuple_object;
 
-typedef struct tuple_iterator {
-    OM_OBJECT_HEAD;
-    om_object *seq;              /* the tuple, or NULL once exhausted */
-    size_t index;                /* next item to return */
-} tuple_iterator;
-
 static tuple_object *as_tuple(om_object *o)
 {
     return (tuple_object *)o;
@@ -343,12 +337,7 @@ static int tuple_compare(om_object *self, om_object *other, int *result)
 
 static om_object *tuple_iter(om_object *self)
 {
-    tuple_iterator *it = (tuple_iterator *)om_new(&om_tuple_iterator_type);
-    if (it == NULL)
-        return NULL;
-    om_incref(self);
-    it->seq = self;
-    return OM_OBJ(it);
+    return omi_seq_iterator_new(&om_tuple_iterator_type, self);
 }
 
 const om_type om_tuple_type = {
@@ -365,19 +354,24 @@ const om_type om_tuple_type = {
     .iter = tuple_iter,
 };
 
-/* ---- The iterator ------------------------------------------------------- */
+/* ---- Iterators (shared with list.c) -------------------------------------- */
 
-static tuple_iterator *as_tuple_iterator(om_object *o)
+om_object *omi_seq_iterator_new(const om_type *type, om_object *seq)
 {
-    return (tuple_iterator *)o;
+    omi_seq_iterator *it = (omi_seq_iterator *)om_new(type);
+    if (it == NULL)
+        return NULL;
+    om_incref(seq);
+    it->seq = seq;
+    return OM_OBJ(it);
 }
 
-static om_object *tuple_iterator_next(om_object *self)
+om_object *omi_seq_iterator_next(om_object *self, omi_item_at_fn item_at)
 {
-    tuple_iterator *it = as_tuple_iterator(self);
+    omi_seq_iterator *it = (omi_seq_iterator *)self;
     if (it->seq == NULL)
         return NULL;
-    om_object *item = tuple_item_at(it->seq, it->index);
+    om_object *item = item_at(it->seq, it->index);
     if (item == NULL) {
         OM_CLEAR(it->seq);
         return NULL;
@@ -387,30 +381,18 @@ static om_object *tuple_iterator_next(om_object *self)
     return item;
 }
 
-static int tuple_iterator_traverse(om_object *self, om_visit_fn visit, void *arg)
+static om_object *tuple_iterator_next(om_object *self)
 {
-    om_object *seq = as_tuple_iterator(self)->seq;
-    return seq != NULL ? visit(seq, arg) : 0;
-}
-
-static void tuple_iterator_clear(om_object *self)
-{
-    OM_CLEAR(as_tuple_iterator(self)->seq);
-}
-
-static om_object *iterator_self(om_object *self)
-{
-    om_incref(self);
-    return self;
+    return omi_seq_iterator_next(self, tuple_item_at);
 }
 
 const om_type om_tuple_iterator_type = {
     .name = "tuple_iterator",
-    .size = sizeof(tuple_iterator),
+    .size = sizeof(omi_seq_iterator),
     .flags = OM_TYPE_GC,
-    .traverse = tuple_iterator_traverse,
-    .clear = tuple_iterator_clear,
-    .destroy = tuple_iterator_clear,
-    .iter = iterator_self,
+    .traverse = omi_seq_iterator_traverse,
+    .clear = omi_seq_iterator_clear,
+    .destroy = omi_seq_iterator_clear,
+    .iter = omi_iterator_self,
     .next = tuple_iterator_next,
 };
