@@ -34,6 +34,8 @@
 
 #include "objmem.h"
 
+#include "bench_util.h"
+
 #define SEED 0x9E3779B97F4A7C15ULL
 #define CHUNK 1000
 
@@ -62,18 +64,6 @@ static uint64_t rng_next(uint64_t *s)
     *s ^= *s << 25;
     *s ^= *s >> 27;
     return *s * 0x2545F4914F6CDD1DULL;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static void die(const char *what)
@@ -147,7 +137,7 @@ static double om_row_a(size_t n, bool random_refs, int reps)
     om_decref(heap);
     om_gc_collect(2);
     om_gc_enable();
-    return median(t, reps);
+    return bench_median(t, reps);
 }
 
 static double om_row_b(size_t n, int reps)
@@ -167,7 +157,7 @@ static double om_row_b(size_t n, int reps)
         t[r] = (double)(now_ns() - s) / (double)freed;
     }
     om_gc_enable();
-    return median(t, reps);
+    return bench_median(t, reps);
 }
 
 /* Binary trees with automatic collection; time in collections by callbacks. */
@@ -246,9 +236,9 @@ static void om_row_c(int depth, int reps, double *share, double *seconds, double
         w[r] = (double)total / 1e9;
         f[r] = (double)(after[2].collections - before[2].collections);
     }
-    *share = median(s, reps);
-    *seconds = median(w, reps);
-    *full = median(f, reps);
+    *share = bench_median(s, reps);
+    *seconds = bench_median(w, reps);
+    *full = bench_median(f, reps);
 }
 
 /* Row (d): longest round of the churn on a big heap. */

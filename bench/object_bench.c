@@ -25,6 +25,8 @@
  */
 #include <objmem.h>
 
+#include "bench_util.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -43,25 +45,6 @@ typedef struct bench_config {
     size_t dict_keys;      /* keys in the dict workload */
     int repetitions;       /* timings per workload; the median is kept */
 } bench_config;
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int compare_doubles(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *values, int count)
-{
-    qsort(values, (size_t)count, sizeof *values, compare_doubles);
-    return count % 2 ? values[count / 2] : (values[count / 2 - 1] + values[count / 2]) / 2;
-}
 
 static void die(const char *what)
 {
@@ -164,18 +147,18 @@ static double trees_objmem(int depth, bool collector, long *total)
 {
     if (!collector)
         om_gc_disable();
-    double t0 = now_seconds();
+    double t0 = bench_now_seconds();
     BINARY_TREES(om_tree_make, om_tree_check, om_decref, depth, *total);
-    double seconds = now_seconds() - t0;
+    double seconds = bench_now_seconds() - t0;
     om_gc_enable();
     return seconds;
 }
 
 static double trees_malloc(int depth, long *total)
 {
-    double t0 = now_seconds();
+    double t0 = bench_now_seconds();
     BINARY_TREES(c_tree_make, c_tree_check, c_tree_free, depth, *total);
-    return now_seconds() - t0;
+    return bench_now_seconds() - t0;
 }
 
 /* ---- CPython in a child process ----------------------------------------- */
@@ -253,9 +236,9 @@ static double chain_objmem(size_t length)
         t->right = head;
         head = OM_OBJ(t);
     }
-    double t0 = now_seconds();
+    double t0 = bench_now_seconds();
     om_decref(head);
-    return now_seconds() - t0;
+    return bench_now_seconds() - t0;
 }
 
 /* ---- dict of str keys ---------------------------------------------------- */
@@ -293,11 +276,11 @@ static void om_drop_keys(om_object **keys, size_t n)
 
 static double om_dict_lookups(om_object *d, om_object **keys, size_t n)
 {
-    double t0 = now_seconds();
+    double t0 = bench_now_seconds();
     for (size_t i = 0; i < n; i++)
         if (om_dict_get(d, keys[i]) == NULL)
             die("om_dict_get");
-    return (now_seconds() - t0) * 1e9 / (double)n;
+    return (bench_now_seconds() - t0) * 1e9 / (double)n;
 }
 
 static dict_times dict_objmem(size_t n)
@@ -307,11 +290,11 @@ static dict_times dict_objmem(size_t n)
     if (keys == NULL || copies == NULL || d == NULL)
         die("dict set-up");
     dict_times t;
-    double t0 = now_seconds();
+    double t0 = bench_now_seconds();
     for (size_t i = 0; i < n; i++)
         if (om_dict_set(d, keys[i], om_none) != 0)
             die("om_dict_set");
-    t.insert = (now_seconds() - t0) * 1e9 / (double)n;
+    t.insert = (bench_now_seconds() - t0) * 1e9 / (double)n;
     t.lookup_same = om_dict_lookups(d, keys, n);
     t.lookup_equal = om_dict_lookups(d, copies, n);
     om_decref(d);
@@ -345,13 +328,13 @@ static void py_drop_keys(PyObject **keys, size_t n)
 
 static double py_dict_lookups(PyObject *d, PyObject **keys, size_t n)
 {
-    double t0 = now_seconds();
+    double t0 = bench_now_seconds();
     for (size_t i = 0; i < n; i++)
         if (PyDict_GetItemWithError(d, keys[i]) == NULL) {
             fprintf(stderr, "object_bench: PyDict_GetItem failed\n");
             exit(1);
         }
-    return (now_seconds() - t0) * 1e9 / (double)n;
+    return (bench_now_seconds() - t0) * 1e9 / (double)n;
 }
 
 static dict_times dict_python(size_t n)
@@ -359,13 +342,13 @@ static dict_times dict_python(size_t n)
     PyObject **keys = py_make_keys(n), **copies = py_make_keys(n);
     PyObject *d = PyDict_New();
     dict_times t;
-    double t0 = now_seconds();
+    double t0 = bench_now_seconds();
     for (size_t i = 0; i < n; i++)
         if (PyDict_SetItem(d, keys[i], Py_None) != 0) {
             fprintf(stderr, "object_bench: PyDict_SetItem failed\n");
             exit(1);
         }
-    t.insert = (now_seconds() - t0) * 1e9 / (double)n;
+    t.insert = (bench_now_seconds() - t0) * 1e9 / (double)n;
     t.lookup_same = py_dict_lookups(d, keys, n);
     t.lookup_equal = py_dict_lookups(d, copies, n);
     Py_DECREF(d);
@@ -414,11 +397,11 @@ static void bench_trees(const bench_config *cfg)
                 mc_total, py_total);
         exit(1);
     }
-    double om_s = median(om, cfg->repetitions), rc_s = median(rc, cfg->repetitions);
-    double mc_s = median(mc, cfg->repetitions);
+    double om_s = bench_median(om, cfg->repetitions), rc_s = bench_median(rc, cfg->repetitions);
+    double mc_s = bench_median(mc, cfg->repetitions);
     print_row("binary-trees, refcount only", "s", rc_s, "malloc/free", mc_s);
     print_row("binary-trees, collector on", "s", om_s, "malloc/free", mc_s);
-    print_row("binary-trees, collector on", "s", om_s, "CPython 3.11", py_runs ? median(py, py_runs) : -1);
+    print_row("binary-trees, collector on", "s", om_s, "CPython 3.11", py_runs ? bench_median(py, py_runs) : -1);
     printf("%-28s %9.1f %%\n", "  time in the collector", 100.0 * (om_s - rc_s) / om_s);
 }
 
@@ -434,8 +417,8 @@ static void bench_chain(const bench_config *cfg)
         if (p > 0)
             py[py_runs++] = p * 1e9 / n;
     }
-    print_row("chain release (ns/object)", "ns", median(om, cfg->repetitions), "CPython 3.11",
-              py_runs ? median(py, py_runs) : -1);
+    print_row("chain release (ns/object)", "ns", bench_median(om, cfg->repetitions), "CPython 3.11",
+              py_runs ? bench_median(py, py_runs) : -1);
 }
 
 static void bench_dict(const bench_config *cfg)
@@ -454,8 +437,8 @@ static void bench_dict(const bench_config *cfg)
     static const char *const rows[3] = {"dict insert (ns/key)", "dict lookup, same keys",
                                         "dict lookup, equal keys"};
     for (int i = 0; i < 3; i++)
-        print_row(rows[i], "ns", median(om[i], cfg->repetitions), "CPython C API",
-                  median(py[i], cfg->repetitions));
+        print_row(rows[i], "ns", bench_median(om[i], cfg->repetitions), "CPython C API",
+                  bench_median(py[i], cfg->repetitions));
 }
 
 int main(int argc, char **argv)

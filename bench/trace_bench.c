@@ -40,6 +40,8 @@
 
 #include "objmem.h"
 
+#include "bench_util.h"
+
 #ifdef OM_BENCH_HAVE_PYTHON
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -203,18 +205,6 @@ static double measure_in_child(enum mode mode, uint64_t n)
     return ns;
 }
 
-static int compare_doubles(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, compare_doubles);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 static void print_ratio(const char *what, double a, double b, const char *target)
 {
     if (a > 0 && b > 0)
@@ -252,7 +242,7 @@ int main(int argc, char **argv)
             runs[m][r] = measure_in_child((enum mode)m, pairs);
     printf("\n%-26s %10s   runs (ns per pair, sorted)\n", "mode", "median");
     for (int m = 0; m < modes; m++) {
-        med[m] = median(runs[m], reps);
+        med[m] = bench_median(runs[m], reps);
         printf("%-26s %10.2f  ", mode_names[m], med[m]);
         for (int r = 0; r < reps; r++)
             printf(" %.2f", runs[m][r]);
