@@ -397,6 +397,16 @@ OMI_HIDDEN int omi_seq_iterator_traverse(om_object *self, om_visit_fn visit, voi
 OMI_HIDDEN void omi_seq_iterator_clear(om_object *self);
 /* The iter hook of every iterator: the iterator itself (a new reference). */
 OMI_HIDDEN om_object *omi_iterator_self(om_object *self);
+/* A new iterator of `type` (an omi_seq_iterator type) over seq at index 0,
+ * or NULL with OM_ENOMEM. */
+OMI_HIDDEN om_object *omi_seq_iterator_new(const om_type *type, om_object *seq);
+/* The om_type of an omi_seq_iterator whose next hook is next_fn. */
+#define OMI_SEQ_ITERATOR_TYPE(type_name, next_fn)                                  \
+    {                                                                              \
+        .name = (type_name), .size = sizeof(omi_seq_iterator), .flags = OM_TYPE_GC, \
+        .traverse = omi_seq_iterator_traverse, .clear = omi_seq_iterator_clear,     \
+        .destroy = omi_seq_iterator_clear, .iter = omi_iterator_self, .next = (next_fn), \
+    }
 
 /* Entry check of every typed API call: o is live (else fatal) and of type
  * t (else OM_ETYPE and false). NULL o gives OM_EINVAL and false. */
@@ -501,6 +511,8 @@ static inline bool omi_weakref_may_have_refs(const om_object *o)
 OMI_HIDDEN int64_t omi_int_hash_value(int64_t v);
 /* A 64-bit hash of `size` bytes (never -1), shared by str and bytes. */
 OMI_HIDDEN int64_t omi_hash_bytes(const void *data, size_t size);
+/* The order of two byte strings (memcmp, then the shorter first): <0, 0, >0. */
+OMI_HIDDEN int omi_compare_bytes(const void *a, size_t size_a, const void *b, size_t size_b);
 
 /* ---- types/tuple.c: helpers the sequence types share -------------------- */
 
@@ -514,10 +526,8 @@ OMI_HIDDEN bool omi_seq_index(ptrdiff_t index, size_t size, size_t *out, const c
  * type read through item_at (which sees changes a hook makes): as the
  * om_type hooks equal (1, 0, -1) and compare (0 with *result, or -1). */
 OMI_HIDDEN int omi_seq_equal(om_object *a, om_object *b, omi_item_at_fn item_at);
-/* A new iterator of `type` (an omi_seq_iterator type) over seq, or NULL
- * with OM_ENOMEM; and its next hook's work, reading items through item_at
- * (NULL past the end: the sequence is then let go). */
-OMI_HIDDEN om_object *omi_seq_iterator_new(const om_type *type, om_object *seq);
+/* The next hook's work for list and tuple iterators, reading items through
+ * item_at (NULL past the end: the sequence is then let go). */
 OMI_HIDDEN om_object *omi_seq_iterator_next(om_object *self, omi_item_at_fn item_at);
 OMI_HIDDEN int omi_seq_compare(om_object *a, om_object *b, omi_item_at_fn item_at, int *result);
 

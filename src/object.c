@@ -556,6 +556,16 @@ om_object *omi_iterator_self(om_object *self)
     return self;
 }
 
+om_object *omi_seq_iterator_new(const om_type *type, om_object *seq)
+{
+    omi_seq_iterator *it = (omi_seq_iterator *)om_new(type);
+    if (it == NULL)
+        return NULL;
+    om_incref(seq);
+    it->seq = seq;
+    return OM_OBJ(it);
+}
+
 int omi_seq_iterator_traverse(om_object *self, om_visit_fn visit, void *arg)
 {
     om_object *seq = ((omi_seq_iterator *)self)->seq;

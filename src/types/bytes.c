@@ -155,8 +155,7 @@ static int bytes_compare(om_object *self, om_object *other, int *result)
     }
     bytes_object *a = bytes_of(self), *b = bytes_of(other);
     size_t size_a = bytes_size(a), size_b = bytes_size(b);
-    int c = memcmp(a->data, b->data, size_a < size_b ? size_a : size_b);
-    *result = c != 0 ? c : (size_a > size_b) - (size_a < size_b);
+    *result = omi_compare_bytes(a->data, size_a, b->data, size_b);
     return 0;
 }
 
@@ -195,25 +194,10 @@ static om_object *bytes_iterator_next(om_object *self)
     return om_int_from_i64(b->data[it->index++]);
 }
 
-const om_type om_bytes_iterator_type = {
-    .name = "bytes_iterator",
-    .size = sizeof(omi_seq_iterator),
-    .flags = OM_TYPE_GC,
-    .traverse = omi_seq_iterator_traverse,
-    .clear = omi_seq_iterator_clear,
-    .destroy = omi_seq_iterator_clear,
-    .iter = omi_iterator_self,
-    .next = bytes_iterator_next,
-};
+const om_type om_bytes_iterator_type =
+    OMI_SEQ_ITERATOR_TYPE("bytes_iterator", bytes_iterator_next);
 
 static om_object *bytes_iter(om_object *self)
 {
-    om_object *o = omi_object_alloc(&om_bytes_iterator_type, 0);
-    if (o == NULL)
-        return NULL;
-    om_incref(self);
-    bytes_iterator_of(o)->seq = self;
-    bytes_iterator_of(o)->index = 0;
-    omi_gc_track(o);
-    return o;
+    return omi_seq_iterator_new(&om_bytes_iterator_type, self);
 }

@@ -559,13 +559,5 @@ static om_object *list_iterator_next(om_object *self)
     return omi_seq_iterator_next(self, list_item_at);
 }
 
-const om_type om_list_iterator_type = {
-    .name = "list_iterator",
-    .size = sizeof(omi_seq_iterator),
-    .flags = OM_TYPE_GC,
-    .traverse = omi_seq_iterator_traverse,
-    .clear = omi_seq_iterator_clear,
-    .destroy = omi_seq_iterator_clear,
-    .iter = omi_iterator_self,
-    .next = list_iterator_next,
-};
+const om_type om_list_iterator_type =
+    OMI_SEQ_ITERATOR_TYPE("list_iterator", list_iterator_next);

@@ -374,6 +374,12 @@ static int str_equal(om_object *self, om_object *other)
     return str_same_text(str_of(self), b->data, str_size(b), b->hash);
 }
 
+int omi_compare_bytes(const void *a, size_t size_a, const void *b, size_t size_b)
+{
+    int c = memcmp(a, b, size_a < size_b ? size_a : size_b);
+    return c != 0 ? c : (size_a > size_b) - (size_a < size_b);
+}
+
 static int str_compare(om_object *self, om_object *other, int *result)
 {
     if (!om_is_type(other, &om_str_type)) {
@@ -383,8 +389,7 @@ static int str_compare(om_object *self, om_object *other, int *result)
     }
     str_object *a = str_of(self), *b = str_of(other);
     size_t size_a = str_size(a), size_b = str_size(b);
-    int c = memcmp(a->data, b->data, size_a < size_b ? size_a : size_b);
-    *result = c != 0 ? c : (size_a > size_b) - (size_a < size_b);
+    *result = omi_compare_bytes(a->data, size_a, b->data, size_b);
     return 0;
 }
 
@@ -426,27 +431,12 @@ static om_object *str_iterator_next(om_object *self)
     return c;
 }
 
-const om_type om_str_iterator_type = {
-    .name = "str_iterator",
-    .size = sizeof(omi_seq_iterator),
-    .flags = OM_TYPE_GC,
-    .traverse = omi_seq_iterator_traverse,
-    .clear = omi_seq_iterator_clear,
-    .destroy = omi_seq_iterator_clear,
-    .iter = omi_iterator_self,
-    .next = str_iterator_next,
-};
+const om_type om_str_iterator_type =
+    OMI_SEQ_ITERATOR_TYPE("str_iterator", str_iterator_next);
 
 static om_object *str_iter(om_object *self)
 {
-    om_object *o = omi_object_alloc(&om_str_iterator_type, 0);
-    if (o == NULL)
-        return NULL;
-    om_incref(self);
-    str_iterator_of(o)->seq = self;
-    str_iterator_of(o)->index = 0;
-    omi_gc_track(o);
-    return o;
+    return omi_seq_iterator_new(&om_str_iterator_type, self);
 }
 
 /* ---- Interning ----------------------------------------------------------- */

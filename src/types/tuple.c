@@ -356,16 +356,6 @@ const om_type om_tuple_type = {
 
 /* ---- Iterators (shared with list.c) -------------------------------------- */
 
-om_object *omi_seq_iterator_new(const om_type *type, om_object *seq)
-{
-    omi_seq_iterator *it = (omi_seq_iterator *)om_new(type);
-    if (it == NULL)
-        return NULL;
-    om_incref(seq);
-    it->seq = seq;
-    return OM_OBJ(it);
-}
-
 om_object *omi_seq_iterator_next(om_object *self, omi_item_at_fn item_at)
 {
     omi_seq_iterator *it = (omi_seq_iterator *)self;
@@ -386,13 +376,5 @@ static om_object *tuple_iterator_next(om_object *self)
     return omi_seq_iterator_next(self, tuple_item_at);
 }
 
-const om_type om_tuple_iterator_type = {
-    .name = "tuple_iterator",
-    .size = sizeof(omi_seq_iterator),
-    .flags = OM_TYPE_GC,
-    .traverse = omi_seq_iterator_traverse,
-    .clear = omi_seq_iterator_clear,
-    .destroy = omi_seq_iterator_clear,
-    .iter = omi_iterator_self,
-    .next = tuple_iterator_next,
-};
+const om_type om_tuple_iterator_type =
+    OMI_SEQ_ITERATOR_TYPE("tuple_iterator", tuple_iterator_next);
