@@ -18,7 +18,8 @@
  *     and between RAW and MEM: "freed with om_obj_free" / "... om_mem_free"
  *     / "... om_raw_free";
  *   - write after free, seen by om_heap_check (small and medium blocks) and
- *     when the block leaves the quarantine: "write after free";
+ *     when the block leaves the quarantine (the middle of a 64-byte block,
+ *     the last byte of a 300-byte one): "write after free";
  *   - realloc of a freed block: "realloc of a freed block";
  *   - an interior pointer (p + 16 of a debug block), a stack address and a
  *     pointer from the system malloc: the report names the function
@@ -119,6 +120,7 @@ typedef enum misuse_kind {
     WRONG_DOMAIN,         /* allocated in one domain, freed in another */
     WRITE_AFTER_FREE_CHECK,   /* free, write, om_heap_check */
     WRITE_AFTER_FREE_EVICT,   /* free, write, push it out of the quarantine */
+    WRITE_AFTER_FREE_EVICT_LAST, /* the same, writing its last byte */
     INTERIOR_POINTER,     /* free(p + 16) */
     STACK_POINTER,        /* free(a stack address) */
     SYSTEM_POINTER,       /* free(a pointer from the C library's malloc) */
@@ -200,12 +202,14 @@ static void misuse_child(void *arg)
         break;
     }
     case WRITE_AFTER_FREE_CHECK:
-    case WRITE_AFTER_FREE_EVICT: {
+    case WRITE_AFTER_FREE_EVICT:
+    case WRITE_AFTER_FREE_EVICT_LAST: {
         void *keep = d->malloc_fn(c->size);
         unsigned char *p = d->malloc_fn(c->size);
         announce(p);
         d->free_fn(p);
-        poke(p, (ptrdiff_t)(c->size / 2), DAMAGE_BYTE);   /* the bug under test */
+        poke(p, (ptrdiff_t)(c->kind == WRITE_AFTER_FREE_EVICT_LAST ? c->size - 1 : c->size / 2),
+             DAMAGE_BYTE);   /* the bug under test */
         if (c->kind == WRITE_AFTER_FREE_CHECK) {
             om_heap_check();
         } else {
@@ -325,6 +329,10 @@ static const misuse_case misuse_cases[] = {
      NULL, 5000, "write after free", NULL, FLAG_ASAN_MAY_CATCH},
     {"write after free, seen when the block leaves the quarantine", WRITE_AFTER_FREE_EVICT,
      MEM, NULL, 64, "write after free", NULL, FLAG_ASAN_MAY_CATCH},
+    /* Above 96 bytes the eviction reads the first 64 and the last 32. */
+    {"write after free of the last byte of a 300-byte block, seen when it leaves the "
+     "quarantine", WRITE_AFTER_FREE_EVICT_LAST, OBJ, NULL, 300, "write after free",
+     "byte 299 of the freed block", FLAG_ASAN_MAY_CATCH},
     {"realloc of a freed block", REALLOC_FREED, MEM, NULL, 64, "realloc of a freed block",
      NULL, 0},
     {"realloc of a freed medium block", REALLOC_FREED, OBJ, NULL, 5000,
