@@ -65,6 +65,16 @@
  * so a program whose objects get promoted and then die by refcount (binary
  * trees) pays for full collections that find nothing; pending_live drops
  * when such an object dies, so that rule now asks "is there new old data?".
+ * When it fires, the collection examines the young generations and the
+ * pending objects only (the tail of the old list: see gather_pending_tail),
+ * which is what can answer that question; the whole heap is examined by
+ * om_gc_collect(2), by collect-and-retry, and once the program has made
+ * FULL_ALLOC_FACTOR × generation 2's size tracked allocations since the
+ * last whole collection (old objects that turn into garbage while nothing
+ * new comes in). With a factor of 16 and whole collections, binary-trees
+ * spent a third of its time in them; big trees alive while built are
+ * pending when the rule looks, and they are all the pending-only
+ * collection examines.
  *
  * Incremental mode (OM_OPTION_GC_INCREMENTAL_BUDGET_US > 0): instead of a
  * full collection, a sweep starts: the scanned half becomes the unscanned
@@ -113,7 +123,7 @@
 #define STEP_MIN_OBJECTS 1024          /* a step examines at least this many, and at
                                           least STEP_PACE × threshold 0, to keep pace */
 #define STEP_PACE 4
-#define FULL_ALLOC_FACTOR 16           /* a full collection at least every this many
+#define FULL_ALLOC_FACTOR 256          /* a full collection at least every this many
                                           × generation 2's size tracked allocations */
 #define FULL_ALLOC_MIN 65536
 #define STEP_INITIAL_NS_PER_OBJECT 40.0
@@ -687,6 +697,35 @@ static gc_result finish_collection(omi_gc_head *unreachable, unsigned target)
 /* ---- Collections ----------------------------------------------------------------- */
 
 /* Moves space s into the working list. */
+/* Moves the pending objects at the end of old space s to work (COLLECTING)
+ * and returns how many. Outside incremental sweeps, promotion appends to
+ * the end of the scanned old list and every collection that examines old
+ * objects appends its survivors there unflagged, so the pending objects
+ * form the list's tail (a pending object elsewhere is only left for the
+ * next whole collection: examining a subset is always sound). */
+static size_t gather_pending_tail(omi_gc_head *work, unsigned s)
+{
+    omi_gc_head *list = &gc.lists[s], *first = list;
+    size_t n = 0;
+    for (omi_gc_head *h = head_prev(list); h != list && (h->next & OMI_GC_PENDING);
+         h = head_prev(h)) {
+        first = h;
+        n++;
+    }
+    if (n == 0)
+        return 0;
+    omi_gc_head *last = head_prev(list), *before = head_prev(first), *tail = head_prev(work);
+    head_set_next(before, list);
+    head_set_prev(list, before);
+    head_set_next(tail, first);
+    head_set_prev(first, tail);
+    head_set_next(last, work);
+    head_set_prev(work, last);
+    gc.live[s] -= n;
+    gc.live[SPACE_COLLECTING] += n;
+    return n;
+}
+
 static size_t gather_space(omi_gc_head *work, unsigned s)
 {
     size_t n = gc.live[s];
@@ -716,7 +755,7 @@ static void record_result(int generation, gc_result r, uint64_t start_ns)
 }
 
 /* Collects `generation` and the younger ones, stop-the-world. */
-static long collect_generation(int generation)
+static long collect_generation_ex(int generation, bool pending_only)
 {
     gc.collecting = true;
     if (generation + 1 < OM_GC_GENERATIONS)
@@ -732,7 +771,9 @@ static long collect_generation(int generation)
     list_init(&work);
     list_init(&unreachable);
     size_t total = 0;
-    if (generation == 2) {
+    if (generation == 2 && pending_only) {
+        total += gather_pending_tail(&work, gc.old_scanned);
+    } else if (generation == 2) {
         total += gather_space(&work, SPACE_OLD_A);
         total += gather_space(&work, SPACE_OLD_B);
         gc.sweep_running = false;
@@ -745,12 +786,19 @@ static long collect_generation(int generation)
     unsigned target = generation == 0 ? SPACE_GEN1 : gc.old_scanned;
     find_unreachable(&work, total, &unreachable, target, generation == 1);
     gc_result r = finish_collection(&unreachable, target);
-    if (generation == 2) {
+    if (generation == 2 && !pending_only) {
         gc.old_after_full = old_live();
         update_estimate(gc_now_ns() - start, total);
     }
     record_result(generation, r, start);
     return (long)(r.collected + r.uncollectable);
+}
+
+/* Collects `generation` and the younger ones, stop-the-world, the whole
+ * heap for generation 2. */
+static long collect_generation(int generation)
+{
+    return collect_generation_ex(generation, false);
 }
 
 /* ---- Incremental steps ------------------------------------------------------------ */
@@ -859,15 +907,24 @@ static long collect_step(void)
 
 /* ---- Scheduling ------------------------------------------------------------------- */
 
-/* The 25 % rule on live counts (see the design comment), and a backstop
- * for old objects that turn into garbage while nothing new comes in. */
-static bool full_collection_pays_off(void)
+/* The 25 % rule on live counts (see the design comment). */
+static bool pending_rule_fires(void)
 {
     size_t old = old_live() - gc.pending_live;
-    if (gc.pending_live > 0 && gc.pending_live >= old / GC_PENDING_DIVISOR)
-        return true;
+    return gc.pending_live > 0 && gc.pending_live >= old / GC_PENDING_DIVISOR;
+}
+
+/* The backstop for old objects that turn into garbage while nothing new
+ * comes in: a whole collection after enough allocations. */
+static bool whole_collection_due(void)
+{
     size_t base = old_live() > FULL_ALLOC_MIN ? old_live() : FULL_ALLOC_MIN;
     return gc.allocs_since_full / FULL_ALLOC_FACTOR >= base;
+}
+
+static bool full_collection_pays_off(void)
+{
+    return pending_rule_fires() || whole_collection_due();
 }
 
 static bool fallback_due(void)
@@ -903,7 +960,10 @@ static void gc_collect_auto(void)
             collect_generation(1);
             incremental_full_due();
         } else {
-            collect_generation(i);
+            /* the 25 % rule asks "is there new old data?": examining the
+             * new old data (and the young) answers it; the whole heap
+             * waits for the backstop or om_gc_collect */
+            collect_generation_ex(i, i == 2 && !whole_collection_due());
             /* while a sweep runs, every collection brings a step: the sweep
              * keeps pace with what the young generations promote */
             if (incremental && gc.sweep_running)

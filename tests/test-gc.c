@@ -457,6 +457,45 @@ static void test_pending_rule(void)
     CHECK_EQ_SIZE(tu_live_bytes(), base);
 }
 
+/* A generation-2 collection fired by the 25 % rule examines the young and
+ * the pending objects only: a garbage cycle promoted with the pending ones
+ * is freed by automatic collections alone, while a garbage cycle among the
+ * old objects from before waits for a whole collection (om_gc_collect(2)). */
+static void test_pending_only_collection(void)
+{
+    size_t base = tu_live_bytes();
+    CHECK(om_gc_set_threshold(100, 2, 2) == 0);
+    node *old_a = new_node(node_type, 1), *old_b = new_node(node_type, 2);
+    set_field(old_a, 0, old_b);
+    set_field(old_b, 0, old_a);
+    om_gc_collect(2);                       /* the old pair is examined, kept (held) */
+    om_decref(OM_OBJ(old_a));               /* now garbage among the old objects */
+    om_decref(OM_OBJ(old_b));
+    node *young_a = new_node(node_type, 3), *young_b = new_node(node_type, 4);
+    set_field(young_a, 0, young_b);
+    set_field(young_b, 0, young_a);
+    om_decref(OM_OBJ(young_a));             /* garbage in the young generation */
+    om_decref(OM_OBJ(young_b));
+    destroyed = 0;
+    om_gc_stats s0[3], s1[3];
+    om_gc_get_stats(s0);
+    om_object *kept = om_list_new(0);       /* live objects that get promoted */
+    for (int i = 0; i < 3000; i++) {
+        om_object *leaf = om_list_new(0);
+        CHECK(om_list_append(kept, leaf) == 0);
+        om_decref(leaf);
+    }
+    om_gc_get_stats(s1);
+    CHECK(s1[2].collections > s0[2].collections);   /* the 25 % rule fired */
+    CHECK(destroyed == 2);                  /* the young pair, not the old one */
+    CHECK(om_gc_collect(2) == 2);           /* the whole heap finds the old pair */
+    CHECK(destroyed == 4);
+    om_decref(kept);
+    CHECK(om_gc_set_threshold(700, 10, 10) == 0);
+    om_gc_collect(2);
+    CHECK_EQ_SIZE(tu_live_bytes(), base);
+}
+
 /* ---- Freeze ---------------------------------------------------------------------- */
 
 static void test_freeze(void)
@@ -882,6 +921,7 @@ int main(void)
     test_collect_inside_finalizer();
     test_thresholds();
     test_pending_rule();
+    test_pending_only_collection();
     test_freeze();
     test_introspection();
     test_callbacks();
