@@ -20,9 +20,10 @@
  *     that came into generation 2 since they were last examined and are
  *     still alive exceed 25 % of the ones that were there before (CPython's
  *     rule, except that objects that died by refcount no longer count), and
- *     then of the young generations and those new old objects only; the
- *     whole heap after 256 × generation 2's size tracked allocations, at
- *     om_gc_collect(2), or when an allocation fails.
+ *     then of the young generations and those new old objects only (every
+ *     fourth time of the whole heap); the whole heap also after 16 ×
+ *     generation 2's size tracked allocations, at om_gc_collect(2), or when
+ *     an allocation fails.
  *   - Finalizers as in PEP 442: an unreachable object's finalize hook runs
  *     exactly once (om_gc_is_finalized tells), also in a cycle; an object a
  *     finalizer resurrects survives with everything it reaches; the rest
