@@ -1,6 +1,7 @@
 # Thin wrapper over CMake so that a newcomer types `make demo` and `make test`.
 #   make demo    configure, build, run `objmem demo`
-#   make test    build and run every test, then again under ASan + UBSan
+#   make test    build and run every test, then again under ASan + UBSan,
+#                then the thread tests under ThreadSanitizer
 #   make bench   build the benchmarks against their peers and run them
 #   make install PREFIX=/usr/local
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
@@ -8,7 +9,7 @@ PREFIX ?= /usr/local
 CMAKE  ?= cmake
 CTEST  ?= ctest
 
-.PHONY: all build demo test test-release test-asan bench install clean
+.PHONY: all build demo test test-release test-asan test-tsan bench install clean
 
 all: build
 
@@ -19,7 +20,7 @@ build:
 demo: build
 	./build/objmem demo
 
-test: test-release test-asan
+test: test-release test-asan test-tsan
 
 test-release:
 	$(CMAKE) -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOM_WERROR=ON
@@ -32,6 +33,16 @@ test-asan:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(CTEST) --test-dir build-asan --output-on-failure -j $(JOBS)
 
+# The tests that run threads, under ThreadSanitizer (it must report nothing:
+# halt_on_error makes any report fail the test).
+TSAN_TESTS = test-gil|test-runtime|test-object
+
+test-tsan:
+	$(CMAKE) -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DOM_WERROR=ON -DOM_TSAN=ON -DOM_DEBUG=2
+	$(CMAKE) --build build-tsan -j $(JOBS) --target test-gil test-runtime test-object
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  $(CTEST) --test-dir build-tsan --output-on-failure -j $(JOBS) -R '^($(TSAN_TESTS))$$'
+
 bench:
 	bash bench/install-peers.sh
 	$(CMAKE) -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DOM_BUILD_BENCH=ON -DOM_BUILD_TESTS=OFF -DOM_VALGRIND=OFF
@@ -42,4 +53,4 @@ install: build
 	$(CMAKE) --install build --prefix $(PREFIX)
 
 clean:
-	rm -rf build build-asan build-bench
+	rm -rf build build-asan build-tsan build-bench

@@ -18,6 +18,7 @@
  *  12. Built-in types: tuple, list, range, generators  objmem/sequences.h
  *  13. Built-in types: dict                         objmem/dict.h
  *  14. The cycle collector and weak references     objmem/gc.h
+ *  15. Runtimes, threads and the global lock       objmem/runtime.h
  *
  * Conventions: every function is prefixed om_, every macro and constant OM_.
  * A failing call returns NULL (or -1) and records an error code and message
@@ -96,8 +97,9 @@ OM_API void om_clear_error(void);
  *   RAW  general buffers, thread-safe, needs no runtime (the system allocator);
  *   MEM  general buffers on the objmem heap;
  *   OBJ  object memory on the objmem heap.
- * MEM and OBJ use the default heap, which is not thread-safe: the caller
- * serialises access (a later release gives each runtime a heap behind a GIL).
+ * MEM and OBJ use the heap of the calling thread's runtime (section 15): a
+ * thread must hold that runtime's GIL; a thread that is not attached is
+ * attached to the default runtime by its first MEM or OBJ call.
  *
  * Common contract of every om_*_malloc/calloc/realloc/free:
  *  - a returned block is aligned to 16 bytes (OM_ALIGNMENT);
@@ -169,7 +171,7 @@ OM_API void om_obj_free(void *ptr);
  *  Works for blocks of the MEM and OBJ domains and of any heap. */
 OM_API size_t om_usable_size(const void *ptr);
 
-/** A block of `size` bytes from the default heap whose address is a
+/** A block of `size` bytes from the current runtime's heap whose address is a
  *  multiple of `alignment` (a power of two; any size, from 16 bytes to
  *  several MiB). Free it with om_mem_free or om_obj_free. NULL with
  *  OM_EINVAL for an alignment that is not a power of two, OM_ENOMEM when out
@@ -434,5 +436,6 @@ OM_API long om_fail_count(om_domain domain);
 #include "objmem/sequences.h"
 #include "objmem/dict.h"
 #include "objmem/gc.h"
+#include "objmem/runtime.h"
 
 #endif /* OBJMEM_H */

@@ -4,12 +4,14 @@
  * Each domain (RAW, MEM, OBJ; CPython's PyMem_Raw*, PyMem_*, PyObject_*)
  * has an om_allocator: four functions and a context. The defaults are
  *   RAW      the system allocator (thread-safe, no runtime)
- *   MEM/OBJ  the default heap: small blocks from the pools
+ *   MEM/OBJ  the heap of the calling thread's runtime (runtime.c): small
+ *            blocks from its pools
  * om_set_allocator replaces one; debug hooks, tracing and fault injection
  * wrap the current allocator this way instead of living inside it.
  *
  * The hot path: a MEM/OBJ call checks one flag, "this domain still has its
- * default allocator", and if so runs the inline pool fast path directly; only
+ * default allocator", and if so runs the inline pool fast path directly on
+ * the current runtime's heap (one thread-local load, runtime.c); only
  * a replaced allocator costs an indirect call. The flag and the table change
  * together in om_set_allocator.
  */
@@ -54,19 +56,25 @@ static void raw_free(void *ctx, void *ptr)
     free(ptr);
 }
 
+/* The MEM/OBJ defaults allocate from the calling thread's runtime's heap;
+ * their ctx (the default heap) only marks them as the defaults (debug.c
+ * recognises its inner allocator by it). */
 static void *heap_domain_malloc(void *ctx, size_t size)
 {
-    return omi_heap_malloc(ctx, size);
+    (void)ctx;
+    return omi_heap_malloc(omi_current_heap(), size);
 }
 
 static void *heap_domain_calloc(void *ctx, size_t count, size_t size)
 {
-    return omi_heap_calloc(ctx, count, size);
+    (void)ctx;
+    return omi_heap_calloc(omi_current_heap(), count, size);
 }
 
 static void *heap_domain_realloc(void *ctx, void *ptr, size_t size)
 {
-    return omi_heap_realloc("om_*_realloc", ctx, ptr, size);
+    (void)ctx;
+    return omi_heap_realloc("om_*_realloc", omi_current_heap(), ptr, size);
 }
 
 static void heap_domain_free(void *ctx, void *ptr)
@@ -177,17 +185,17 @@ void om_raw_free(void *ptr)
 #define DEFINE_HEAP_DOMAIN(prefix, d)                                              \
     void *prefix##_malloc(size_t size)                                             \
     {                                                                              \
-        return DOMAIN_CALL(d, omi_heap_malloc(&omi_default_heap, size), malloc,    \
+        return DOMAIN_CALL(d, omi_heap_malloc(omi_current_heap(), size), malloc,    \
                            size);                                                  \
     }                                                                              \
     void *prefix##_calloc(size_t count, size_t size)                               \
     {                                                                              \
-        return DOMAIN_CALL(d, omi_heap_calloc(&omi_default_heap, count, size),     \
+        return DOMAIN_CALL(d, omi_heap_calloc(omi_current_heap(), count, size),     \
                            calloc, count, size);                                   \
     }                                                                              \
     void *prefix##_realloc(void *ptr, size_t size)                                 \
     {                                                                              \
-        return DOMAIN_CALL(d, omi_heap_realloc(#prefix "_realloc", &omi_default_heap,\
+        return DOMAIN_CALL(d, omi_heap_realloc(#prefix "_realloc", omi_current_heap(),\
                                                ptr, size),                         \
                            realloc, ptr, size);                                    \
     }                                                                              \

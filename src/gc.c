@@ -157,7 +157,7 @@ typedef struct gc_callback {
     void *user;                        /* passed back */
 } gc_callback;
 
-typedef struct gc_state {
+typedef struct omi_gc_state {
     omi_gc_head lists[SPACE_LISTS];    /* sentinels, indexed by space */
     size_t live[SPACE_COUNT];          /* objects per space (invariant above) */
     size_t pending_live;               /* objects flagged OMI_GC_PENDING */
@@ -183,15 +183,44 @@ typedef struct gc_state {
     int callbacks_running;             /* nesting depth of gc_run_callbacks */
 } gc_state;
 
-#define LIST_INIT(i) {(uintptr_t)&gc.lists[i], (uintptr_t)&gc.lists[i]}
+#define LIST_INIT(g, i) {(uintptr_t)&(g).lists[i], (uintptr_t)&(g).lists[i]}
+#define GC_STATE_INIT(g)                                                           \
+    {                                                                              \
+        .lists = {LIST_INIT(g, 0), LIST_INIT(g, 1), LIST_INIT(g, 2), LIST_INIT(g, 3), \
+                  LIST_INIT(g, 4)},                                                \
+        .threshold = {GC_DEFAULT_THRESHOLD0, GC_DEFAULT_THRESHOLD1, GC_DEFAULT_THRESHOLD2}, \
+        .enabled = true, .old_scanned = SPACE_OLD_A,                               \
+        .ns_per_object = STEP_INITIAL_NS_PER_OBJECT,                               \
+    }
 
-static gc_state gc = {
-    .lists = {LIST_INIT(0), LIST_INIT(1), LIST_INIT(2), LIST_INIT(3), LIST_INIT(4)},
-    .threshold = {GC_DEFAULT_THRESHOLD0, GC_DEFAULT_THRESHOLD1, GC_DEFAULT_THRESHOLD2},
-    .enabled = true,
-    .old_scanned = SPACE_OLD_A,
-    .ns_per_object = STEP_INITIAL_NS_PER_OBJECT,
-};
+/* The default runtime's collector; every other runtime has its own
+ * (omi_gc_state_new). */
+gc_state omi_gc_default = GC_STATE_INIT(omi_gc_default);
+
+/* The collector of the calling thread's runtime: every use of `gc` below
+ * attaches a thread that is not attached (omi_bound); tracking and
+ * untracking, the hot paths, read omi_current_gc() once instead. */
+#define gc (*omi_bound()->gc)
+
+gc_state *omi_gc_state_new(void)
+{
+    gc_state *g = om_raw_malloc(sizeof *g);
+    if (g != NULL)
+        *g = (gc_state)GC_STATE_INIT(*g);
+    return g;
+}
+
+void omi_gc_state_delete(gc_state *g)
+{
+    om_raw_free(g->callbacks);
+    om_raw_free(g);
+}
+
+void omi_gc_state_configure(gc_state *g, const long threshold[3], bool enabled)
+{
+    memcpy(g->threshold, threshold, sizeof g->threshold);
+    g->enabled = enabled;
+}
 
 /* ---- Heads and lists --------------------------------------------------------- */
 
@@ -331,9 +360,9 @@ static void gc_collect_auto(void);
 /* list_append for an untracked head (next == 0, no flag but FINALIZED in
  * prev, space GEN0) going to the end of generation 0: the hot path of every
  * GC object's creation, so without the general flag bookkeeping. */
-static void list_append_young(omi_gc_head *h)
+static void list_append_young(gc_state *g, omi_gc_head *h)
 {
-    omi_gc_head *list = &gc.lists[SPACE_GEN0];
+    omi_gc_head *list = &g->lists[SPACE_GEN0];
     omi_gc_head *last = head_prev(list);
     h->next = (uintptr_t)list;
     h->prev = (uintptr_t)last | (h->prev & OMI_GC_FINALIZED);
@@ -341,16 +370,19 @@ static void list_append_young(omi_gc_head *h)
     list->prev = (uintptr_t)h;
 }
 
+/* Tracking and untracking run for every GC object's birth and death: they
+ * read the runtime's collector once. */
 void omi_gc_track(om_object *o)
 {
     omi_gc_head *h = omi_gc_head_of(o);
     if (h->next != 0)
         return;
     om_assert(head_space(h) == SPACE_GEN0);
-    list_append_young(h);
-    gc.live[SPACE_GEN0]++;
-    gc.allocs_since_full++;
-    if (omi_unlikely(++gc.count[0] > gc.threshold[0]) && gc.threshold[0] != 0)
+    gc_state *g = omi_current_gc();
+    list_append_young(g, h);
+    g->live[SPACE_GEN0]++;
+    g->allocs_since_full++;
+    if (omi_unlikely(++g->count[0] > g->threshold[0]) && g->threshold[0] != 0)
         gc_collect_auto();
 }
 
@@ -360,14 +392,15 @@ void omi_gc_untrack(om_object *o)
     if (h->next == 0)
         return;
     om_assert(head_space(h) != SPACE_COLLECTING);
-    gc.live[head_space(h)]--;
+    gc_state *g = omi_current_gc();
+    g->live[head_space(h)]--;
     if (h->next & OMI_GC_PENDING)
-        gc.pending_live--;
+        g->pending_live--;
     list_unlink(h);
     h->next = 0;
     h->prev &= OMI_GC_FINALIZED;
-    if (gc.count[0] > 0)
-        gc.count[0]--;
+    if (g->count[0] > 0)
+        g->count[0]--;
 }
 
 bool omi_gc_is_unreachable(const om_object *o)
@@ -597,7 +630,7 @@ static void garbage_append(om_object *o)
  * callbacks of those that are not garbage. true if any callback ran. */
 static bool handle_weakrefs(omi_gc_head *unreachable)
 {
-    if (omi_weakref_referents == 0)
+    if (omi_thread.weakrefs->referents == 0)
         return false;
     om_object *pending = NULL;
     for (omi_gc_head *h = head_next(unreachable); h != unreachable; h = head_next(h)) {
@@ -964,6 +997,8 @@ static void gc_collect_auto(void)
 {
     if (!gc.enabled || gc.collecting || omi_object_release_running())
         return;
+    /* A check point: a collection runs finalizers (arbitrary code) anyway. */
+    omi_gil_check();
     bool incremental = omi_option_values[OM_OPTION_GC_INCREMENTAL_BUDGET_US] > 0;
     for (int i = OM_GC_GENERATIONS - 1; i >= 0; i--) {
         if (gc.count[i] <= gc.threshold[i])
@@ -1004,6 +1039,7 @@ long om_gc_collect(int generation)
     }
     if (gc.collecting || omi_object_release_running())
         return 0;
+    omi_gil_check();
     return collect_generation(generation < 0 ? 2 : generation);
 }
 

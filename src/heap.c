@@ -2,8 +2,10 @@
  * heap.c — private heaps, and the routing of requests and pointers.
  *
  * An om_heap (types.h) holds all allocator state; nothing lives in other
- * globals except the default heap, which the MEM and OBJ domains use and
- * which is statically initialised so the first allocation needs no set-up.
+ * globals except the default heap, the default runtime's (runtime.c), which
+ * the MEM and OBJ domains use while the calling thread is attached to that
+ * runtime and which is statically initialised so the first allocation
+ * needs no set-up.
  *
  * Routing of a request of n bytes from heap h:
  *   n ≤ OM_SMALL_SIZE_MAX (512 B)     → the pools of h (pool.c)
@@ -268,7 +270,7 @@ void *om_heap_aligned_alloc(om_heap *h, size_t alignment, size_t size)
 
 void *om_aligned_alloc(size_t alignment, size_t size)
 {
-    return omi_heap_aligned_malloc(&omi_default_heap, alignment, size);
+    return omi_heap_aligned_malloc(omi_current_heap(), alignment, size);
 }
 
 bool omi_is_block_start(const void *p)

@@ -6,6 +6,7 @@
 #ifndef OM_INTERNAL_H
 #define OM_INTERNAL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -287,6 +288,125 @@ OMI_HIDDEN void omi_medium_stats(const om_heap *h, size_t *used_bytes, size_t *f
 
 #define OMI_MEDIUM_ALIGN_MAX ((size_t)64 << 10)
 
+/* ---- runtime.c, gil.c ---------------------------------------------------- */
+
+/* The GIL of one runtime (gil.c's design comment): a flag under a mutex,
+ * waiters served in ticket order, a drop request the holder polls.
+ *   locked ⇔ some thread holds it; serving ≤ next_ticket;
+ *   next_ticket − serving = threads queued for it now. */
+typedef struct omi_gil {
+    pthread_mutex_t mutex;           /* guards every field but the atomics */
+    pthread_cond_t cond;             /* the GIL was dropped or the queue moved */
+    bool locked;                     /* a thread holds it */
+    struct om_thread *last_holder;   /* the holder, or the last one */
+    uint64_t next_ticket;            /* the ticket the next waiter draws */
+    uint64_t serving;                /* the ticket allowed to take it next */
+    uint64_t acquisitions;           /* statistics (om_gil_stats) */
+    uint64_t switches;
+    uint64_t drop_requests;
+    uint64_t held_ns;
+    _Atomic bool drop_request;       /* a waiter asks the holder to drop it */
+    _Atomic uint64_t interval_ns;    /* the switch interval */
+} omi_gil;
+
+/* One thread's attachment to a runtime (om_thread of the public API),
+ * RAW memory, freed by om_detach. */
+struct om_thread {
+    struct om_runtime *runtime;      /* the runtime it is attached to */
+    bool holds_gil;                  /* between take and drop */
+    uint64_t taken_at_ns;            /* when it last took the GIL */
+    uint64_t acquisitions;           /* statistics (om_thread_stats), its own */
+    uint64_t requested_drops;
+    uint64_t held_ns;
+    uint64_t waited_ns;
+};
+
+/* A runtime's weak-reference side table (weakref.c). */
+typedef struct omi_weakref_table {
+    struct weakref_slot *slots;      /* RAW array of capacity slots */
+    size_t capacity;                 /* power of two, or 0 */
+    size_t referents;                /* objects with weak references: the slots in use */
+} omi_weakref_table;
+
+struct omi_gc_state;
+
+/* The calling thread's binding: copies of its runtime's members, so that a
+ * hot path reaches its heap with one thread-local load. While the thread is
+ * not attached, heap, gil, runtime and thread are NULL (the first
+ * allocation or public call then attaches it to the default runtime) and
+ * gc and weakrefs are the default runtime's (runtime.c). */
+typedef struct omi_binding {
+    om_heap *heap;                   /* the runtime's heap (MEM, OBJ, objects) */
+    struct omi_gc_state *gc;         /* its collector */
+    omi_weakref_table *weakrefs;     /* its weak references */
+    omi_gil *gil;                    /* its GIL */
+    struct om_runtime *runtime;      /* the runtime itself */
+    struct om_thread *thread;        /* this thread's attachment */
+} omi_binding;
+
+extern OMI_HIDDEN _Thread_local omi_binding omi_thread
+    __attribute__((tls_model("initial-exec")));
+
+/* Attaches the calling thread to the default runtime (first call of a
+ * thread that is not attached; takes the GIL); returns its heap. */
+OMI_HIDDEN om_heap *omi_runtime_attach_default(void) OMI_COLD;
+
+/* The calling thread's binding, attaching it to the default runtime first
+ * if it is not attached. */
+static inline omi_binding *omi_bound(void)
+{
+    if (omi_unlikely(omi_thread.runtime == NULL))
+        omi_runtime_attach_default();
+    return &omi_thread;
+}
+
+/* The current runtime's collector and weak-reference table, for the hot
+ * paths of every GC object's birth and death: one thread-local load, no
+ * test. A thread that is not attached sees the default runtime's (the
+ * detached binding, runtime.c), so these never attach: allocation and the
+ * public calls do (omi_current_heap, omi_bound). */
+static inline struct omi_gc_state *omi_current_gc(void)
+{
+    return omi_thread.gc;
+}
+
+static inline omi_weakref_table *omi_current_weakrefs(void)
+{
+    return omi_thread.weakrefs;
+}
+
+/* The heap MEM and OBJ allocate from: one thread-local load. */
+static inline om_heap *omi_current_heap(void)
+{
+    om_heap *h = omi_thread.heap;
+    if (omi_unlikely(h == NULL))
+        h = omi_runtime_attach_default();
+    return h;
+}
+
+/* gil.c. Every function but the statistics runs on the thread `ts`;
+ * omi_gil_init fails only when pthreads do (then nothing to destroy). */
+OMI_HIDDEN int omi_gil_init(omi_gil *gil, double interval_seconds);
+OMI_HIDDEN void omi_gil_destroy(omi_gil *gil);
+OMI_HIDDEN void omi_gil_take(omi_gil *gil, struct om_thread *ts);
+OMI_HIDDEN void omi_gil_drop(omi_gil *gil, struct om_thread *ts);
+/* Drops and takes again, behind the threads already waiting. */
+OMI_HIDDEN void omi_gil_yield(omi_gil *gil, struct om_thread *ts) OMI_COLD;
+OMI_HIDDEN uint64_t omi_gil_now_ns(void);
+OMI_HIDDEN void omi_gil_set_interval(omi_gil *gil, double seconds);
+OMI_HIDDEN double omi_gil_interval(omi_gil *gil);
+OMI_HIDDEN void omi_gil_get_stats(omi_gil *gil, om_gil_stats *out);
+
+/* A check point in objmem's own slow paths (where arbitrary code may run
+ * anyway, e.g. an automatic collection): one load of an atomic flag. */
+static inline void omi_gil_check(void)
+{
+    omi_gil *gil = omi_thread.gil;
+    if (gil != NULL && omi_unlikely(atomic_load_explicit(&gil->drop_request,
+                                                         memory_order_relaxed)))
+        omi_gil_yield(gil, omi_thread.thread);
+}
+
 /* ---- heap.c -------------------------------------------------------------- */
 
 extern OMI_HIDDEN om_heap omi_default_heap;
@@ -425,6 +545,22 @@ static inline bool omi_check_type(om_object *o, const om_type *t, const char *fu
 
 /* ---- gc.c, weakref.c ----------------------------------------------------- */
 
+/* A runtime's collector state: the default runtime's is static (gc.c);
+ * another runtime's comes from omi_gc_state_new (RAW; NULL with OM_ENOMEM)
+ * and goes with omi_gc_state_delete once its heap is about to go (it frees
+ * only RAW memory: the objects die with the heap). */
+extern OMI_HIDDEN struct omi_gc_state omi_gc_default;
+OMI_HIDDEN struct omi_gc_state *omi_gc_state_new(void);
+OMI_HIDDEN void omi_gc_state_delete(struct omi_gc_state *g);
+OMI_HIDDEN void omi_gc_state_configure(struct omi_gc_state *g, const long threshold[3],
+                                       bool enabled);
+/* weakref.c: the default runtime's table, and the release of a table's
+ * RAW memory (its weak references die with the heap). */
+extern OMI_HIDDEN omi_weakref_table omi_weakref_default;
+/* Objects with weak references in the current runtime now. */
+#define omi_weakref_referents (omi_current_weakrefs()->referents)
+OMI_HIDDEN void omi_weakref_table_release(omi_weakref_table *t);
+
 /* The collector's pre-header, in front of every object of an OM_TYPE_GC
  * type, in the same block. Heads are 16-byte aligned, so the four low bits
  * of both words are free for flags:
@@ -485,9 +621,6 @@ OMI_HIDDEN bool omi_gc_is_unreachable(const om_object *o);
  * word in use). */
 OMI_HIDDEN bool omi_object_release_running(void);
 
-/* weakref.c: number of objects that have weak references now. */
-extern OMI_HIDDEN size_t omi_weakref_referents;
-
 /* weakref.c: o (of a WEAKREFABLE type) is dying: clear its weak references,
  * then run their callbacks. Called by release_one after finalize. */
 OMI_HIDDEN void omi_weakref_object_dies(om_object *o);
@@ -501,7 +634,7 @@ OMI_HIDDEN void omi_weakref_run_pending(om_object *pending);
 
 static inline bool omi_weakref_may_have_refs(const om_object *o)
 {
-    return omi_weakref_referents != 0 && (o->ob_type->flags & OM_TYPE_WEAKREFABLE) != 0;
+    return (o->ob_type->flags & OM_TYPE_WEAKREFABLE) != 0 && omi_weakref_referents != 0;
 }
 
 /* ---- types/int.c, types/str.c -------------------------------------------- */

@@ -86,13 +86,13 @@ static bool object_body_size(const om_type *type, size_t count, size_t *size)
     return *size >= type->size && *size <= PTRDIFF_MAX - sizeof(omi_gc_head);
 }
 
-/* An object's block: from the default heap's inline path while the OBJ
+/* An object's block: from the current runtime's heap's inline path while the OBJ
  * domain has its default allocator (nothing to honour: no debug hooks,
  * tracing or fault injection), else through the domain. */
 static inline void *object_block_malloc(size_t size)
 {
     if (omi_likely(omi_domain_is_default[OM_DOMAIN_OBJ]))
-        return omi_heap_malloc(&omi_default_heap, size);
+        return omi_heap_malloc(omi_current_heap(), size);
     return om_obj_malloc(size);
 }
 

@@ -19,7 +19,7 @@
  * Invariants:
  *   wr.referent ≠ NULL ⇔ wr is in the list of the slot keyed wr.referent;
  *   a slot exists ⇔ its list is non-empty;
- *   omi_weakref_referents = number of slots.
+ *   table.referents = number of slots in use.
  *
  * Why a side table and not a field in every object: only objects of
  * OM_TYPE_WEAKREFABLE types can have weak references, and release_one
@@ -61,13 +61,17 @@ typedef struct weakref_slot {
     weakref_object *first;             /* newest weak reference */
 } weakref_slot;
 
-typedef struct weakref_table {
-    weakref_slot *slots;               /* RAW array of capacity slots */
-    size_t capacity;                   /* power of two, or 0 */
-} weakref_table;
+/* The default runtime's table; every runtime has one (omi_weakref_table
+ * in internal.h), reached through the calling thread's binding. */
+omi_weakref_table omi_weakref_default;
 
-static weakref_table table;
-size_t omi_weakref_referents;
+#define table (*omi_bound()->weakrefs)
+
+void omi_weakref_table_release(omi_weakref_table *t)
+{
+    om_raw_free(t->slots);
+    *t = (omi_weakref_table){0};
+}
 
 static weakref_object *as_weakref(om_object *o)
 {
@@ -108,14 +112,15 @@ static weakref_slot *table_free_slot(const om_object *referent)
 /* Room for one more referent: 0, or -1 with OM_ENOMEM. */
 static int table_reserve(void)
 {
-    if ((omi_weakref_referents + 1) * 2 <= table.capacity)
+    if ((table.referents + 1) * 2 <= table.capacity)
         return 0;
     size_t capacity = table.capacity ? table.capacity * 2 : TABLE_MIN_CAPACITY;
     weakref_slot *slots = om_raw_calloc(capacity, sizeof *slots);
     if (slots == NULL)
         return -1;
-    weakref_table old = table;
-    table = (weakref_table){slots, capacity};
+    omi_weakref_table old = table;
+    table.slots = slots;
+    table.capacity = capacity;
     for (size_t i = 0; i < old.capacity; i++)
         if (old.slots[i].referent != NULL)
             *table_free_slot(old.slots[i].referent) = old.slots[i];
@@ -137,7 +142,7 @@ static void table_remove(weakref_slot *s)
         }
     }
     table.slots[hole] = (weakref_slot){NULL, NULL};
-    omi_weakref_referents--;
+    table.referents--;
 }
 
 /* ---- Clearing ----------------------------------------------------------- */
@@ -257,7 +262,7 @@ om_object *om_weakref_new(om_object *obj, om_weakref_callback callback)
         }
         s = table_free_slot(obj);
         *s = (weakref_slot){obj, NULL};
-        omi_weakref_referents++;
+        table.referents++;
     }
     weakref_object *wr = as_weakref(ref);
     wr->referent = obj;
@@ -279,7 +284,7 @@ om_object *om_weakref_get(om_object *ref)
 
 size_t om_weakref_count(const om_object *obj)
 {
-    if (obj == NULL || omi_weakref_referents == 0)
+    if (obj == NULL || table.referents == 0)
         return 0;
     weakref_slot *s = table_find(obj);
     size_t n = 0;

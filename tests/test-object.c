@@ -184,7 +184,10 @@ static void run_on_small_stack(void *(*fn)(void *), void *arg)
     pthread_attr_setstacksize(&attr, 256 * 1024);
     pthread_t t;
     CHECK(pthread_create(&t, &attr, fn, arg) == 0);
+    /* The thread uses the default runtime: let it have the GIL. */
+    OM_BEGIN_ALLOW_THREADS
     pthread_join(t, NULL);
+    OM_END_ALLOW_THREADS
     pthread_attr_destroy(&attr);
 }
 
