@@ -84,6 +84,16 @@ static void set_field(node *n, int i, void *v)
     OM_SETREF(n->f[i], OM_OBJ(v));
 }
 
+/* Links a and b into a two-cycle and drops the caller's references to
+ * both: garbage that only a collection can free. */
+static void make_garbage_pair(node *a, node *b)
+{
+    set_field(a, 0, b);
+    set_field(b, 0, a);
+    om_decref(OM_OBJ(a));
+    om_decref(OM_OBJ(b));
+}
+
 static size_t garbage_size(void)
 {
     return (size_t)om_list_size(om_gc_garbage());
@@ -236,11 +246,7 @@ static void test_random_graphs(void)
 static void test_finalizer_cycle(void)
 {
     size_t base = tu_live_bytes();
-    node *a = new_node(fin_type, 1), *b = new_node(fin_type, 2);
-    set_field(a, 0, b);
-    set_field(b, 0, a);
-    om_decref(OM_OBJ(a));
-    om_decref(OM_OBJ(b));
+    make_garbage_pair(new_node(fin_type, 1), new_node(fin_type, 2));
     finalized = destroyed = 0;
     CHECK(om_gc_collect(2) == 2);
     CHECK(finalized == 2);
@@ -283,11 +289,8 @@ static void test_resurrection(void)
 static void test_legacy_and_saveall(void)
 {
     size_t base = tu_live_bytes();
-    node *a = new_node(legacy_type, 1), *b = new_node(node_type, 2);
-    set_field(a, 0, b);
-    set_field(b, 0, a);
-    om_decref(OM_OBJ(a));
-    om_decref(OM_OBJ(b));
+    node *a = new_node(legacy_type, 1);
+    make_garbage_pair(a, new_node(node_type, 2));
     om_gc_stats before[3], after[3];
     om_gc_get_stats(before);
     finalized = destroyed = 0;
@@ -471,11 +474,7 @@ static void test_pending_only_collection(void)
     om_gc_collect(2);                       /* the old pair is examined, kept (held) */
     om_decref(OM_OBJ(old_a));               /* now garbage among the old objects */
     om_decref(OM_OBJ(old_b));
-    node *young_a = new_node(node_type, 3), *young_b = new_node(node_type, 4);
-    set_field(young_a, 0, young_b);
-    set_field(young_b, 0, young_a);
-    om_decref(OM_OBJ(young_a));             /* garbage in the young generation */
-    om_decref(OM_OBJ(young_b));
+    make_garbage_pair(new_node(node_type, 3), new_node(node_type, 4));   /* young garbage */
     destroyed = 0;
     om_gc_stats s0[3], s1[3];
     om_gc_get_stats(s0);
