@@ -48,6 +48,12 @@ static void sleep_seconds(double s)
     nanosleep(&t, NULL);
 }
 
+static int compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 /* ---- Interval ------------------------------------------------------------ */
 
 static void test_interval(void)
@@ -107,27 +113,42 @@ static void test_fairness(void)
     CHECK(pthread_create(&t, NULL, spin_thread, &s) == 0);
     while (!atomic_load(&s.started))
         sleep_seconds(0.0001);
-    int within = 0;
-    double worst = 0;
+    int within = 0, one_request = 0;
+    double worst = 0, waits[TRIALS];
+    om_gil_stats before, after;
     for (int i = 0; i < TRIALS; i++) {
+        om_runtime_get_gil_stats(rt, &before);
         double t0 = now_seconds();
         CHECK(om_attach(rt) == 0);
         double waited = now_seconds() - t0;
         om_detach();
+        om_runtime_get_gil_stats(rt, &after);
+        /* The count-based check: one drop request was always enough (the
+         * holder dropped at its next check point and could not take the
+         * GIL back first), whatever the host's load did to the timing. */
+        one_request += after.drop_requests - before.drop_requests <= 1;
         within += waited <= 2 * INTERVAL;
         worst = waited > worst ? waited : worst;
+        waits[i] = waited;
         sleep_seconds(0.001);   /* the spinner takes it back meanwhile */
     }
     atomic_store(&s.stop, true);
     pthread_join(t, NULL);
-    printf("fairness: %d of %d waits within 2 x %.0f ms, worst %.1f ms\n", within, TRIALS,
-           INTERVAL * 1e3, worst * 1e3);
-    CHECK(within >= TRIALS / 2);
-    CHECK(worst < 100 * INTERVAL);   /* no starvation, even on a loaded host */
-    CHECK(s.stats.requested_drops >= TRIALS / 2);
+    qsort(waits, TRIALS, sizeof waits[0], compare_doubles);
+    double median = waits[TRIALS / 2];
+    printf("fairness: %d of %d waits within 2 x %.0f ms, median %.1f ms, worst %.1f ms\n",
+           within, TRIALS, INTERVAL * 1e3, median * 1e3, worst * 1e3);
+    CHECK(one_request == TRIALS);
+    /* Wall time on 2 shared vCPUs, with generous slack: unloaded, all 20
+     * waits are within 2 x (≈ 5.2 ms); with two busy processes beside it
+     * the woken thread waits for a CPU too (medians up to 21 ms seen under
+     * ThreadSanitizer). */
+    CHECK(median <= 10 * INTERVAL);
+    CHECK(worst < 100 * INTERVAL);   /* no starvation */
+    CHECK(s.stats.requested_drops >= TRIALS / 4);
     om_gil_stats gs;
     CHECK(om_runtime_get_gil_stats(rt, &gs) == 0);
-    CHECK(gs.drop_requests >= TRIALS / 2 && gs.switches >= TRIALS);
+    CHECK(gs.drop_requests >= TRIALS / 4 && gs.switches >= TRIALS);
     CHECK(om_runtime_delete(rt) == 0);
 }
 
