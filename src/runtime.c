@@ -197,10 +197,19 @@ static void runtime_detach_at_exit(void *value)
         om_detach();
 }
 
+/* While this thread releases objects (om_dealloc's loop: a destroy or
+ * finalize hook is running), the objects waiting on its release stack are
+ * still tracked but their count words hold links: another thread's
+ * collection must not see them, so the GIL stays with this thread. */
+static bool may_release_gil(const om_thread *ts)
+{
+    return ts != NULL && ts->holds_gil && !omi_object_release_running();
+}
+
 om_thread *om_save_thread(void)
 {
     om_thread *ts = omi_thread.thread;
-    if (ts == NULL || !ts->holds_gil)
+    if (!may_release_gil(ts))
         return NULL;
     omi_gil_drop(&ts->runtime->gil, ts);
     return ts;
@@ -214,7 +223,8 @@ void om_restore_thread(om_thread *ts)
 
 void om_yield_point(void)
 {
-    omi_gil_check();
+    if (may_release_gil(omi_thread.thread))
+        omi_gil_check();
 }
 
 bool om_gil_held(void)

@@ -217,6 +217,36 @@ static void test_save_restore(void)
     CHECK(om_runtime_delete(b.rt) == 0);
 }
 
+/* A destroy hook runs inside a release: the GIL stays with its thread. */
+static bool saved_in_destroy;
+
+static void keeper_destroy(om_object *self)
+{
+    (void)self;
+    om_thread *ts = om_save_thread();
+    saved_in_destroy = ts != NULL;
+    om_restore_thread(ts);
+    om_yield_point();
+}
+
+static void test_no_release_inside_release(void)
+{
+    om_type_spec spec = {.name = "keeper", .size = sizeof(om_object), .destroy = keeper_destroy};
+    om_type *keeper = om_type_from_spec(&spec);
+    om_runtime *rt = om_runtime_new(NULL);
+    CHECK(keeper != NULL && rt != NULL && om_attach(rt) == 0);
+    om_object *o = om_new(keeper);
+    saved_in_destroy = true;
+    om_decref(o);
+    CHECK(!saved_in_destroy);
+    CHECK(om_gil_held());
+    om_thread *ts = om_save_thread();   /* outside a release: released */
+    CHECK(ts != NULL && !om_gil_held());
+    om_restore_thread(ts);
+    CHECK(om_runtime_delete(rt) == 0);
+    om_type_delete(keeper);
+}
+
 /* ---- Stress ----------------------------------------------------------------- */
 
 enum { THREADS = 8 };
@@ -343,6 +373,7 @@ int main(int argc, char **argv)
     test_fairness();
     test_two_spinners();
     test_save_restore();
+    test_no_release_inside_release();
     test_stress(ops);
     return check_report();
 }

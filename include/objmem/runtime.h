@@ -90,8 +90,11 @@ OM_API void om_detach(void);
 
 /** Releases the GIL before blocking work; the thread stays attached but
  *  may make no MEM, OBJ or object call until om_restore_thread. Returns
- *  the token to pass to it (NULL if the thread is not attached, which
- *  om_restore_thread accepts). */
+ *  the token to pass to it, or NULL (which om_restore_thread accepts)
+ *  without releasing anything if the thread is not attached or is inside
+ *  a destroy or finalize hook called by a release (objects waiting to be
+ *  released must not be seen by another thread's collection: do not wait
+ *  there for another thread of the runtime). */
 OM_API om_thread *om_save_thread(void);
 
 /** Takes the GIL back (waiting for it) after om_save_thread. */
@@ -104,7 +107,8 @@ OM_API void om_restore_thread(om_thread *ts);
 
 /** A check point for long loops: if another thread has asked for the GIL,
  *  hand it over and queue for it again. Costs one atomic load otherwise.
- *  Nothing if the thread is not attached. */
+ *  Nothing if the thread is not attached, or inside a hook called by a
+ *  release (see om_save_thread). */
 OM_API void om_yield_point(void);
 
 /** The switch interval of the calling thread's runtime, in seconds:
