@@ -793,6 +793,7 @@ static void record_result(int generation, gc_result r, uint64_t start_ns)
 /* Collects `generation` and the younger ones, stop-the-world. */
 static long collect_generation_ex(int generation, bool pending_only)
 {
+    om_assert(om_gil_held());   /* the runtime's collector is the GIL's to use */
     gc.collecting = true;
     if (generation + 1 < OM_GC_GENERATIONS)
         gc.count[generation + 1]++;
@@ -910,6 +911,7 @@ static void sweep_start(void)
 /* One step of the sweep over generation 2 (starting one if needed). */
 static long collect_step(void)
 {
+    om_assert(om_gil_held());
     gc.collecting = true;
     gc_run_callbacks(OM_GC_PHASE_START, 2, 0, 0);
     uint64_t start = gc_now_ns();
