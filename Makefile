@@ -34,14 +34,19 @@ test-asan:
 	  $(CTEST) --test-dir build-asan --output-on-failure -j $(JOBS)
 
 # The tests that run threads, under ThreadSanitizer (it must report nothing:
-# halt_on_error makes any report fail the test).
-TSAN_TESTS = test-gil|test-runtime|test-object
+# halt_on_error makes any report fail the test). test-trace is left out: its
+# RAW tracing reads in front of blocks, which TSan's allocator leaves unmapped
+# (it crashes there, before and after runtimes).
+TSAN_TESTS = test-gil test-runtime test-object test-heap test-domain
+empty :=
+space := $(empty) $(empty)
 
 test-tsan:
 	$(CMAKE) -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DOM_WERROR=ON -DOM_TSAN=ON -DOM_DEBUG=2
-	$(CMAKE) --build build-tsan -j $(JOBS) --target test-gil test-runtime test-object
+	$(CMAKE) --build build-tsan -j $(JOBS) --target $(TSAN_TESTS)
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-	  $(CTEST) --test-dir build-tsan --output-on-failure -j $(JOBS) -R '^($(TSAN_TESTS))$$'
+	  $(CTEST) --test-dir build-tsan --output-on-failure -j $(JOBS) \
+	  -R '^($(subst $(space),|,$(TSAN_TESTS)))$$'
 
 bench:
 	bash bench/install-peers.sh
