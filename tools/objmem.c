@@ -25,6 +25,7 @@
 #include "objmem.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <malloc.h>
 #include <stdarg.h>
@@ -1133,6 +1134,110 @@ static int step_cycles(demo_state *st)
                ? 0 : fail("the collector found %ld objects, expected %d", found, 2 * CYCLE_PAIRS);
 }
 
+/* Step: threads. Two threads share the default runtime, taking turns with
+ * its GIL (om_yield_point in their loops); then two runtimes, one per
+ * thread, run at once, each behind its own GIL. */
+enum { THREAD_WORK_MS = 200, RUNTIME_OPS = 2000000 };
+
+typedef struct thread_job {
+    om_runtime *runtime;       /* attach to this one (NULL: create and delete its own) */
+    long ops;                  /* operations to do (0: run for THREAD_WORK_MS) */
+    long done;                 /* operations done */
+    om_thread_stats stats;     /* the thread's GIL statistics at the end */
+    double seconds;            /* time spent in the loop */
+    int failed;                /* an allocation failed */
+} thread_job;
+
+/* One operation: a list of two fresh ints, made and dropped. */
+static int thread_op(long i)
+{
+    om_object *list = om_list_new(0), *a = om_int_from_i64(1000 + i), *b = om_int_from_i64(-i);
+    int rc = list != NULL && a != NULL && b != NULL && om_list_append(list, a) == 0 &&
+                     om_list_append(list, b) == 0 ? 0 : -1;
+    om_xdecref(a), om_xdecref(b), om_xdecref(list);
+    return rc;
+}
+
+static void *thread_main(void *arg)
+{
+    thread_job *job = arg;
+    om_runtime *own = job->runtime == NULL ? om_runtime_new(NULL) : NULL;
+    if ((job->runtime == NULL && own == NULL) ||
+        om_attach(own != NULL ? own : job->runtime) != 0) {
+        job->failed = 1;
+        om_runtime_delete(own);
+        return NULL;
+    }
+    double t0 = (double)now_ns() * 1e-9;
+    double stop = t0 + THREAD_WORK_MS / 1000.0;
+    for (long i = 0; job->ops == 0 || i < job->ops; i++) {
+        if (thread_op(i) != 0) {
+            job->failed = 1;
+            break;
+        }
+        job->done++;
+        om_yield_point();
+        if (job->ops == 0 && (i & 255) == 0 && (double)now_ns() * 1e-9 >= stop)
+            break;
+    }
+    job->seconds = (double)now_ns() * 1e-9 - t0;
+    om_thread_get_stats(&job->stats);
+    om_detach();
+    if (own != NULL)
+        om_runtime_delete(own);
+    return NULL;
+}
+
+/* Runs the jobs on threads of their own; the caller lets go of its GIL
+ * while it waits. -1 if a thread could not start or a job failed. */
+static int run_thread_jobs(thread_job *jobs, int count)
+{
+    pthread_t threads[2];
+    int started = 0, rc = 0;
+    OM_BEGIN_ALLOW_THREADS
+    for (; started < count; started++)
+        if (pthread_create(&threads[started], NULL, thread_main, &jobs[started]) != 0)
+            break;
+    for (int i = 0; i < started; i++)
+        pthread_join(threads[i], NULL);
+    OM_END_ALLOW_THREADS
+    for (int i = 0; i < count; i++)
+        rc |= i >= started || jobs[i].failed ? -1 : 0;
+    return rc;
+}
+
+static int step_threads(demo_state *st)
+{
+    (void)st;
+    om_gil_stats before, after;
+    om_runtime_get_gil_stats(om_runtime_default(), &before);
+    thread_job shared[2] = {{.runtime = om_runtime_default()}, {.runtime = om_runtime_default()}};
+    if (run_thread_jobs(shared, 2) != 0)
+        return fail_om("two threads on the default runtime");
+    om_runtime_get_gil_stats(om_runtime_default(), &after);
+    printf("  two threads, one runtime, %d ms each, switch interval %.1f ms:\n\n",
+           THREAD_WORK_MS, om_get_switch_interval() * 1e3);
+    printf("  %sthread   operations   took the GIL   held      waited%s\n", dim(), plain());
+    for (int i = 0; i < 2; i++)
+        printf("  %-8d %10s   %8s x   %6.1f ms %6.1f ms\n", i + 1, fmt_count((size_t)shared[i].done),
+               fmt_count((size_t)shared[i].stats.acquisitions), shared[i].stats.held_seconds * 1e3,
+               shared[i].stats.waited_seconds * 1e3);
+    printf("\n  the GIL changed hands %s times (%s drop requests by a waiting thread)\n",
+           fmt_count((size_t)(after.switches - before.switches)),
+           fmt_count((size_t)(after.drop_requests - before.drop_requests)));
+
+    thread_job one[1] = {{.ops = 2 * RUNTIME_OPS}};
+    thread_job two[2] = {{.ops = RUNTIME_OPS}, {.ops = RUNTIME_OPS}};
+    if (run_thread_jobs(one, 1) != 0 || run_thread_jobs(two, 2) != 0)
+        return fail_om("threads with runtimes of their own");
+    double parallel = two[0].seconds > two[1].seconds ? two[0].seconds : two[1].seconds;
+    printf("\n  %s operations: one runtime on one thread %.0f ms; two runtimes on\n"
+           "  two threads, half each, %.0f ms: %.2fx (two shared vCPUs here)\n",
+           fmt_count(2 * RUNTIME_OPS), one[0].seconds * 1e3, parallel * 1e3,
+           one[0].seconds / parallel);
+    return 0;
+}
+
 typedef struct demo_step {
     const char *title;              /* one line, printed after the step number */
     int (*run)(demo_state *st);     /* 0 on success, -1 after reporting the failure */
@@ -1152,6 +1257,7 @@ static const demo_step demo_steps[] = {
     {"Lazy sequences: a list of 10M ints against a range and a generator", step_lazy},
     {"Cycles: refcounting cannot free them, the collector does", step_cycles},
     {"Leak hunt: tracing, two snapshots and a compare", step_leak_hunt},
+    {"Threads: one runtime's GIL, taken in turns; two runtimes at once", step_threads},
 };
 
 static void demo_cleanup(demo_state *st)
@@ -1178,7 +1284,9 @@ static void demo_usage(FILE *out)
             "default heap's tables, looks pointers up in the address map, shows the\n"
             "error reporting, times a malloc+free pair against the system malloc,\n"
             "shows objects with reference counts freed at zero, a list of 10M ints\n"
-            "against a range and a generator, and hunts a leak with tracing.\n"
+            "against a range and a generator, collects cycles, hunts a leak with\n"
+            "tracing, and runs two threads on one runtime's GIL and two runtimes\n"
+            "in parallel.\n"
             "\n"
             "options:\n"
             "  --blocks N   blocks in the workload (default %zu)\n"
