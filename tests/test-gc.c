@@ -133,21 +133,29 @@ static void test_self_cycles(void)
     CHECK_EQ_SIZE(tu_live_bytes(), base);
 }
 
-static void test_long_ring(void)
+/* A ring of n nodes linked through field 0 (ids 0 … n-1, or all -1): the
+ * caller holds one reference, to the first node. */
+static node *make_ring(size_t n, bool numbered)
 {
-    size_t base = tu_live_bytes();
-    size_t n = OM_TEST_SCALE(200000);
-    node *first = new_node(node_type, 0), *prev = first;
+    node *first = new_node(node_type, numbered ? 0 : -1), *prev = first;
     for (size_t i = 1; i < n; i++) {
-        node *x = new_node(node_type, (long)i);
+        node *x = new_node(node_type, numbered ? (long)i : -1);
         set_field(prev, 0, x);
         if (prev != first)
             om_decref(OM_OBJ(prev));
         prev = x;
     }
     set_field(prev, 0, first);
-    om_decref(OM_OBJ(prev));
-    om_decref(OM_OBJ(first));
+    if (prev != first)
+        om_decref(OM_OBJ(prev));
+    return first;
+}
+
+static void test_long_ring(void)
+{
+    size_t base = tu_live_bytes();
+    size_t n = OM_TEST_SCALE(200000);
+    om_decref(OM_OBJ(make_ring(n, true)));
     destroyed = 0;
     om_gc_collect(2);
     CHECK_EQ_SIZE(destroyed, n);
@@ -803,16 +811,7 @@ static void test_incremental_big_heap(void)
             live[nlive++] = n;
         } else {
             size_t len = 2 + tu_rng_next(&rng) % 4;
-            node *first = new_node(node_type, -1), *prev = first;
-            for (size_t i = 1; i < len; i++) {
-                node *x = new_node(node_type, -1);
-                set_field(prev, 0, x);
-                if (prev != first)
-                    om_decref(OM_OBJ(prev));
-                prev = x;
-            }
-            set_field(prev, 0, first);
-            om_decref(OM_OBJ(prev));
+            node *first = make_ring(len, false);
             CHECK(om_list_append(rings_holder, OM_OBJ(first)) == 0);   /* alive for now */
             om_decref(OM_OBJ(first));
             ngarbage += len;

@@ -72,31 +72,6 @@ static int span_compare(const void *a, const void *b)
 }
 
 /* ------------------------------------------------------------------------ */
-/* A counting arena allocator (wraps the default)                            */
-/* ------------------------------------------------------------------------ */
-
-typedef struct arena_counter {
-    om_arena_allocator inner;
-    size_t allocs, frees;
-} arena_counter;
-
-static void *counter_alloc(void *ctx, size_t size)
-{
-    arena_counter *c = ctx;
-    void *p = c->inner.alloc(c->inner.ctx, size);
-    if (p)
-        c->allocs++;
-    return p;
-}
-
-static void counter_free(void *ctx, void *ptr, size_t size)
-{
-    arena_counter *c = ctx;
-    c->frees++;
-    c->inner.free(c->inner.ctx, ptr, size);
-}
-
-/* ------------------------------------------------------------------------ */
 /* Tests                                                                    */
 /* ------------------------------------------------------------------------ */
 
@@ -415,11 +390,8 @@ static void test_delete_with_live_blocks(void)
 /* Many heaps created and deleted: no arena leaks. */
 static void test_heap_churn(void)
 {
-    static arena_counter counter;
-    memset(&counter, 0, sizeof counter);
-    om_get_arena_allocator(&counter.inner);
-    om_arena_allocator counting = {&counter, counter_alloc, counter_free};
-    CHECK(om_set_arena_allocator(&counting) == 0);
+    static tu_arena_counter counter;
+    CHECK(tu_arena_counter_install(&counter) == 0);
 
     size_t iterations = OM_TEST_SCALE(400);
     enum { WARMUP = 10, PER_HEAP = 12000 };

@@ -23,6 +23,7 @@
 #include "check.h"
 #include "internal.h"
 #include "objmem.h"
+#include "testutil.h"
 
 /* ---- Helpers ------------------------------------------------------------- */
 
@@ -292,27 +293,6 @@ static void test_two_runtimes_in_parallel(void)
 
 /* ---- Deletion ------------------------------------------------------------ */
 
-typedef struct arena_counter {
-    om_arena_allocator inner;
-    atomic_size_t allocs, frees;
-} arena_counter;
-
-static void *counter_alloc(void *ctx, size_t size)
-{
-    arena_counter *c = ctx;
-    void *p = c->inner.alloc(c->inner.ctx, size);
-    if (p != NULL)
-        atomic_fetch_add(&c->allocs, 1);
-    return p;
-}
-
-static void counter_free(void *ctx, void *ptr, size_t size)
-{
-    arena_counter *c = ctx;
-    atomic_fetch_add(&c->frees, 1);
-    c->inner.free(c->inner.ctx, ptr, size);
-}
-
 static atomic_int callbacks_run;
 
 static void weak_callback(om_object *ref)
@@ -348,10 +328,8 @@ static void test_delete_frees_everything(void)
 {
     enum { PAIRS = 5000 };
     om_detach();
-    arena_counter counter = {0};
-    om_get_arena_allocator(&counter.inner);
-    om_arena_allocator counting = {&counter, counter_alloc, counter_free};
-    om_set_arena_allocator(&counting);
+    tu_arena_counter counter;
+    tu_arena_counter_install(&counter);
 
     om_runtime *rt = om_runtime_new(NULL);
     CHECK(rt != NULL && om_attach(rt) == 0);

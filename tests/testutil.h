@@ -50,6 +50,7 @@
 #ifndef OM_TESTS_TESTUTIL_H
 #define OM_TESTS_TESTUTIL_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -162,6 +163,39 @@ static inline om_heap_stats tu_get_stats(const om_heap *h)
     memset(&st, 0xff, sizeof st);
     CHECK(om_heap_get_stats(h, &st) == 0);
     return st;
+}
+
+/* An arena allocator that wraps the one installed before it and counts
+ * the arenas passing through, atomically (runtimes map arenas from several
+ * threads). tu_arena_counter_install puts it in place: 0, or -1. */
+typedef struct tu_arena_counter {
+    om_arena_allocator inner;        /* the allocator it forwards to */
+    atomic_size_t allocs, frees;     /* arenas mapped / unmapped through it */
+} tu_arena_counter;
+
+static inline void *tu_counter_alloc(void *ctx, size_t size)
+{
+    tu_arena_counter *c = ctx;
+    void *p = c->inner.alloc(c->inner.ctx, size);
+    if (p != NULL)
+        atomic_fetch_add(&c->allocs, 1);
+    return p;
+}
+
+static inline void tu_counter_free(void *ctx, void *ptr, size_t size)
+{
+    tu_arena_counter *c = ctx;
+    atomic_fetch_add(&c->frees, 1);
+    c->inner.free(c->inner.ctx, ptr, size);
+}
+
+static inline int tu_arena_counter_install(tu_arena_counter *c)
+{
+    om_get_arena_allocator(&c->inner);
+    atomic_init(&c->allocs, 0);
+    atomic_init(&c->frees, 0);
+    om_arena_allocator counting = {c, tu_counter_alloc, tu_counter_free};
+    return om_set_arena_allocator(&counting);
 }
 
 /* Bytes in blocks handed out by the default heap (small, medium, large):
