@@ -4,12 +4,13 @@
 #                then the thread tests under ThreadSanitizer
 #   make bench   build the benchmarks against their peers and run them
 #   make install PREFIX=/usr/local
+#   make docs    regenerate docs/reference.md from the headers' doc-comments
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX ?= /usr/local
 CMAKE  ?= cmake
 CTEST  ?= ctest
 
-.PHONY: all build demo test test-release test-asan test-tsan bench install clean
+.PHONY: all build demo test test-release test-asan test-tsan bench install clean docs
 
 all: build
 
@@ -59,3 +60,7 @@ install: build
 
 clean:
 	rm -rf build build-asan build-tsan build-bench
+
+# docs/reference.md from the headers (checked by the CTest test docs-reference).
+docs:
+	python3 docs/gen-reference.py

@@ -36,16 +36,24 @@
 /* 1. Version, export and attribute macros                                  */
 /* ------------------------------------------------------------------------ */
 
+/** The version of this header: major, minor and patch numbers (0.1.0). */
 #define OM_VERSION_MAJOR 0
 #define OM_VERSION_MINOR 1
 #define OM_VERSION_PATCH 0
 /** The version as one number: major * 10000 + minor * 100 + patch. */
 #define OM_VERSION (OM_VERSION_MAJOR * 10000 + OM_VERSION_MINOR * 100 + OM_VERSION_PATCH)
 
-/* The library is built with hidden visibility; OM_API marks what it exports. */
+/** Marks a function or variable the library exports (it is built with
+ *  hidden visibility, so everything else stays internal). */
 #define OM_API __attribute__((visibility("default")))
 
 #if defined(__GNUC__) || defined(__clang__)
+/** Attributes on the allocation functions, empty on compilers other than
+ *  GCC and Clang: OM_MALLOC_LIKE, the result aliases nothing else;
+ *  OM_ALLOC_SIZE(n), argument n is the size in bytes (so the compiler
+ *  checks constant sizes and object-size bounds); OM_ALLOC_SIZE2(n, m),
+ *  the size is argument n times argument m; OM_NODISCARD, ignoring the
+ *  result is a warning. */
 #define OM_MALLOC_LIKE __attribute__((malloc))
 #define OM_ALLOC_SIZE(n) __attribute__((alloc_size(n)))
 #define OM_ALLOC_SIZE2(n, m) __attribute__((alloc_size(n, m)))
@@ -152,16 +160,22 @@ OM_API void om_clear_error(void);
 /** Number of medium size classes: 640 B … 256 KiB, four per doubling. */
 #define OM_MEDIUM_CLASS_COUNT 36
 
+/** RAW domain: the system allocator's malloc, calloc, realloc and free
+ *  under the contract above; thread-safe, no runtime or GIL needed. */
 OM_API void *om_raw_malloc(size_t size) OM_MALLOC_LIKE OM_ALLOC_SIZE(1) OM_NODISCARD;
 OM_API void *om_raw_calloc(size_t count, size_t size) OM_MALLOC_LIKE OM_ALLOC_SIZE2(1, 2) OM_NODISCARD;
 OM_API void *om_raw_realloc(void *ptr, size_t size) OM_ALLOC_SIZE(2) OM_NODISCARD;
 OM_API void om_raw_free(void *ptr);
 
+/** MEM domain: general buffers (strings, arrays, list items) from the
+ *  current runtime's heap under the contract above; GIL held. */
 OM_API void *om_mem_malloc(size_t size) OM_MALLOC_LIKE OM_ALLOC_SIZE(1) OM_NODISCARD;
 OM_API void *om_mem_calloc(size_t count, size_t size) OM_MALLOC_LIKE OM_ALLOC_SIZE2(1, 2) OM_NODISCARD;
 OM_API void *om_mem_realloc(void *ptr, size_t size) OM_ALLOC_SIZE(2) OM_NODISCARD;
 OM_API void om_mem_free(void *ptr);
 
+/** OBJ domain: memory for objects (om_new takes its blocks here) from the
+ *  current runtime's heap under the contract above; GIL held. */
 OM_API void *om_obj_malloc(size_t size) OM_MALLOC_LIKE OM_ALLOC_SIZE(1) OM_NODISCARD;
 OM_API void *om_obj_calloc(size_t count, size_t size) OM_MALLOC_LIKE OM_ALLOC_SIZE2(1, 2) OM_NODISCARD;
 OM_API void *om_obj_realloc(void *ptr, size_t size) OM_ALLOC_SIZE(2) OM_NODISCARD;
