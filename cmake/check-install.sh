@@ -1,33 +1,75 @@
 #!/usr/bin/env bash
-# Installs the build in $1 into a scratch prefix, then builds and runs
-# examples/first_heap.c against it twice: through pkg-config and through
-# CMake's find_package. Prints "N passed, N failed" like every test.
+# check-install.sh BUILD_DIR SOURCE_DIR — the install test (CTest
+# install-consumer). Installs the build into a scratch prefix, checks that
+# every installed piece is there (static and shared library, headers, CMake
+# package, objmem.pc, the tool, the manual page), renders the manual page,
+# then builds examples out of tree against the installed copy, through
+# pkg-config and through find_package(objmem), and runs them. Prints
+# "N passed, N failed" like every test; a check that cannot run here (no
+# man or groff) says SKIPPED and does not count.
 set -u
 build_dir=$1
 source_dir=$2
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
+prefix=$scratch/prefix
 passed=0 failed=0
 check() {
     local what=$1; shift
     if "$@" >"$scratch/log" 2>&1; then
         passed=$((passed + 1))
+        echo "ok: $what"
     else
         failed=$((failed + 1))
         echo "FAILED: $what"; cat "$scratch/log"
     fi
 }
-example=$source_dir/examples/first_heap.c
-check "cmake --install" cmake --install "$build_dir" --prefix "$scratch/prefix"
-libdir=$(ls -d "$scratch"/prefix/lib*/pkgconfig 2>/dev/null | head -1)
+examples="$source_dir/examples/first_heap.c;$source_dir/examples/cycles_and_gc.c"
+
+check "cmake --install" cmake --install "$build_dir" --prefix "$prefix"
+libdir=$(ls -d "$prefix"/lib*/pkgconfig 2>/dev/null | head -1)
 libdir=${libdir%/pkgconfig}
+for f in "$libdir/libobjmem.a" "$libdir/libobjmem.so" "$prefix/include/objmem.h" \
+         "$prefix/include/objmem/object.h" "$libdir/pkgconfig/objmem.pc" \
+         "$libdir/cmake/objmem/objmemConfig.cmake" \
+         "$libdir/cmake/objmem/objmemConfigVersion.cmake" \
+         "$prefix/bin/objmem" "$prefix/share/man/man1/objmem.1"; do
+    check "installed ${f#"$prefix"/}" test -e "$f"
+done
+# Every header of the source tree is installed, and nothing else.
+check "headers match include/" diff <(cd "$source_dir/include" && find . -name '*.h' | sort) \
+                                    <(cd "$prefix/include" && find . -name '*.h' | sort)
+check "installed tool: objmem --help" "$prefix/bin/objmem" --help
+check "installed tool: unknown command exits 2" \
+    sh -c "'$prefix/bin/objmem' no-such-command; test \$? -eq 2"
+
+page=$prefix/share/man/man1/objmem.1
+if command -v man >/dev/null 2>&1; then
+    check "man -l objmem.1 renders" sh -c "MANWIDTH=80 man -l '$page' 2>&1 | grep -q 'objmem trace'"
+    check "man page has no roff warnings" sh -c \
+        "command -v groff >/dev/null || exit 0; test -z \"\$(groff -man -Tutf8 -ww -z '$page' 2>&1)\""
+elif command -v groff >/dev/null 2>&1; then
+    check "groff renders objmem.1" sh -c "groff -man -Tutf8 -ww '$page' 2>&1 | grep -q 'objmem trace'"
+else
+    echo "SKIPPED: rendering the man page (neither man nor groff is installed)"
+fi
+
 export PKG_CONFIG_PATH=$libdir/pkgconfig
-check "pkg-config build" sh -c "cc '$example' \$(pkg-config --cflags --libs objmem) -Wl,-rpath,'$libdir' -o '$scratch/pc'"
-check "pkg-config run" "$scratch/pc"
+IFS=';' read -r -a sources <<<"$examples"
+for src in "${sources[@]}"; do
+    name=$(basename "$src" .c)
+    check "pkg-config build $name" sh -c \
+        "cc '$src' \$(pkg-config --cflags --libs objmem) -Wl,-rpath,'$libdir' -o '$scratch/pc-$name'"
+    check "pkg-config run $name" "$scratch/pc-$name"
+done
 check "find_package configure" cmake -S "$source_dir/cmake/consumer" -B "$scratch/consumer" \
-    -DCMAKE_PREFIX_PATH="$scratch/prefix" -DEXAMPLE_SOURCE="$example"
+    -DCMAKE_PREFIX_PATH="$prefix" "-DEXAMPLE_SOURCES=$examples"
 check "find_package build" cmake --build "$scratch/consumer"
-check "find_package shared run" "$scratch/consumer/consumer_shared"
-check "find_package static run" "$scratch/consumer/consumer_static"
+for src in "${sources[@]}"; do
+    name=$(basename "$src" .c)
+    for link in default shared static; do
+        check "find_package run $name ($link)" "$scratch/consumer/${name}_$link"
+    done
+done
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
