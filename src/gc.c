@@ -388,21 +388,34 @@ void omi_gc_track(om_object *o)
         gc_collect_auto();
 }
 
-void omi_gc_untrack(om_object *o)
+/* Takes tracked head h off its list, with the counts. */
+static inline void untrack_head(omi_gc_head *h)
 {
-    omi_gc_head *h = omi_gc_head_of(o);
-    if (h->next == 0)
-        return;
     om_assert(head_space(h) != SPACE_COLLECTING);
     gc_state *g = omi_current_gc();
     g->live[head_space(h)]--;
     if (h->next & OMI_GC_PENDING)
         g->pending_live--;
     list_unlink(h);
-    h->next = 0;
-    h->prev &= OMI_GC_FINALIZED;
     if (g->count[0] > 0)
         g->count[0]--;
+}
+
+void omi_gc_untrack(om_object *o)
+{
+    omi_gc_head *h = omi_gc_head_of(o);
+    if (h->next == 0)
+        return;
+    untrack_head(h);
+    h->next = 0;
+    h->prev &= OMI_GC_FINALIZED;
+}
+
+void omi_gc_untrack_dying(om_object *o)
+{
+    omi_gc_head *h = omi_gc_head_of(o);
+    if (h->next != 0)
+        untrack_head(h);
 }
 
 bool omi_gc_is_unreachable(const om_object *o)

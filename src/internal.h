@@ -138,6 +138,8 @@ extern OMI_HIDDEN const uint32_t omi_pool_block_magic[OMI_CLASS_COUNT];
 OMI_HIDDEN void *omi_pool_malloc_slow(om_heap *h, size_t class_index);
 OMI_HIDDEN void omi_pool_refill(om_heap *h, omi_pool *pool);
 OMI_HIDDEN void omi_pool_free_slow(omi_pool *pool, bool was_exhausted);
+/* omi_pool_free_known's report: p is not a block of class class_index. */
+OMI_HIDDEN _Noreturn void omi_pool_free_known_invalid(const void *p, size_t class_index) OMI_COLD;
 OMI_HIDDEN void omi_pool_heap_init(om_heap *h);
 /* Unmaps every arena of h, in use or not. */
 OMI_HIDDEN void omi_pool_heap_release_all(om_heap *h);
@@ -234,6 +236,22 @@ static inline bool omi_pool_block_is_valid(const omi_pool *pool, const void *p)
         return false;
     uint32_t magic = omi_pool_block_magic[class_index];
     return (uint32_t)((offset >> OMI_ALIGN_SHIFT) * magic) <= magic - 1;
+}
+
+/* Frees block p that the caller knows omi_pool_malloc handed out for a
+ * request of class class_index (object.c: an object block while the OBJ
+ * domain has had only its default allocator). The pool is found by masking
+ * p, without the address-map lookup omi_free makes; the check that remains
+ * is the cheap part of omi_pool_block_is_valid: p's pool serves that class
+ * and p lies below its carved end (a corrupted object or type fails it:
+ * fatal, omi_pool_free_known_invalid). The push is omi_pool_free's. */
+static inline void omi_pool_free_known(void *p, size_t class_index)
+{
+    omi_pool *pool = omi_pool_of(p);
+    uint32_t offset = (uint32_t)((uintptr_t)p & OMI_POOL_MASK);
+    if (omi_unlikely(pool->class_index != class_index || offset >= pool->next_offset))
+        omi_pool_free_known_invalid(p, class_index);
+    omi_pool_free(pool, p);
 }
 
 /* ---- large.c ------------------------------------------------------------- */
@@ -606,6 +624,9 @@ static inline bool omi_gc_is_tracked(const om_object *o)
  * deallocation. */
 OMI_HIDDEN void omi_gc_track(om_object *o);
 OMI_HIDDEN void omi_gc_untrack(om_object *o);
+/* omi_gc_untrack for an object whose block is freed next: its head is
+ * left stale instead of marked untracked (no one reads it again). */
+OMI_HIDDEN void omi_gc_untrack_dying(om_object *o);
 
 /* For omi_object_alloc after a failed allocation: one full collection
  * unless a collection or a release is running; the number of unreachable

@@ -86,6 +86,13 @@ static bool object_body_size(const om_type *type, size_t count, size_t *size)
     return *size >= type->size && *size <= PTRDIFF_MAX - sizeof(omi_gc_head);
 }
 
+/* True while every object block so far came from a heap's inline path:
+ * then a block of a small fixed-size object is known to be a pool block of
+ * its size's class, and goes back without the address map. Cleared for
+ * good by the first block taken through another OBJ allocator (such a
+ * block may be freed after the default allocator is back). */
+static _Atomic bool object_blocks_all_inline = true;
+
 /* An object's block: from the current runtime's heap's inline path while the OBJ
  * domain has its default allocator (nothing to honour: no debug hooks,
  * tracing or fault injection), else through the domain. */
@@ -93,15 +100,23 @@ static inline void *object_block_malloc(size_t size)
 {
     if (omi_likely(omi_domain_is_default[OM_DOMAIN_OBJ]))
         return omi_heap_malloc(omi_current_heap(), size);
+    atomic_store_explicit(&object_blocks_all_inline, false, memory_order_relaxed);
     return om_obj_malloc(size);
 }
 
-static inline void object_block_free(void *block)
+/* Frees an object's block; `size` is the size it was allocated with, or 0
+ * when not known (variable-size objects: their ob_size is a public field). */
+static inline void object_block_free(void *block, size_t size)
 {
-    if (omi_likely(omi_domain_is_default[OM_DOMAIN_OBJ]))
-        omi_free("om_obj_free", block);
-    else
+    if (omi_likely(omi_domain_is_default[OM_DOMAIN_OBJ])) {
+        if (omi_likely(size - 1 < OM_SMALL_SIZE_MAX &&
+                       atomic_load_explicit(&object_blocks_all_inline, memory_order_relaxed)))
+            omi_pool_free_known(block, (size - 1) >> OMI_ALIGN_SHIFT);
+        else
+            omi_free("om_obj_free", block);
+    } else {
         om_obj_free(block);
+    }
 }
 
 /* A block of `size` bytes, collecting once and retrying once when the
@@ -216,10 +231,12 @@ om_object *om_new_var(const om_type *type, size_t count)
 
 void omi_object_free_memory(om_object *o)
 {
-    if (omi_type_is_gc(o->ob_type))
-        object_block_free(omi_gc_head_of(o));
+    const om_type *type = o->ob_type;
+    size_t size = type->item_size == 0 ? type->size : 0;
+    if (omi_type_is_gc(type))
+        object_block_free(omi_gc_head_of(o), size != 0 ? size + sizeof(omi_gc_head) : 0);
     else
-        object_block_free(o);
+        object_block_free(o, size);
 }
 
 void om_make_immortal(om_object *o)
@@ -229,6 +246,25 @@ void om_make_immortal(om_object *o)
 }
 
 /* ---- Release ------------------------------------------------------------- */
+
+/* A type made by om_type_from_spec (see "Types from specs" below). */
+typedef struct spec_type {
+    om_type type;                           /* first: ob_type points here */
+    void (*user_destroy)(om_object *self);  /* the spec's destroy, or NULL */
+    size_t field_count;                     /* entries in field_offsets */
+    size_t field_offsets[];                 /* offsetof each om_object * field */
+} spec_type;
+
+static const spec_type *spec_of(const om_object *o)
+{
+    return (const spec_type *)o->ob_type;
+}
+
+static om_object **spec_field(om_object *o, size_t offset)
+{
+    return (om_object **)((unsigned char *)o + offset);
+}
+
 
 typedef struct release_state {
     om_object *pending;     /* top of the release stack, linked through counts */
@@ -307,7 +343,7 @@ static void dead_keep(om_object *o)
         omi_object_free_memory(oldest);
 }
 
-static void release_one(om_object *o)
+static void release_one_generic(om_object *o)
 {
     if (finalize_resurrects(o))
         return;
@@ -324,9 +360,72 @@ static void release_one(om_object *o)
         omi_object_free_memory(o);
 }
 
+static void spec_clear(om_object *self);
+
+/* True when o dies without running user code and its block goes straight
+ * back to its pool, so that release may skip the dispatch through hooks:
+ * a GC spec type whose destroy only drops the fields (no user destroy, no
+ * finalize), no weak reference to it possible, no debug quarantine, the
+ * default OBJ allocator (nothing to trace or inject) and a small block. */
+static inline bool spec_dies_plainly(const om_object *o)
+{
+    const om_type *type = o->ob_type;
+    return type->destroy == spec_clear && type->finalize == NULL && omi_type_is_gc(type) &&
+           !omi_weakref_may_have_refs(o) && omi_likely(!omi_debug_active) &&
+           omi_domain_is_default[OM_DOMAIN_OBJ] &&
+           type->size + sizeof(omi_gc_head) <= OM_SMALL_SIZE_MAX &&
+           atomic_load_explicit(&object_blocks_all_inline, memory_order_relaxed);
+}
+
+/* Releases o, which spec_dies_plainly, in one pass (untrack, drop each
+ * field's reference, free the block), then likewise the object to release
+ * next while it has the same type: no user code runs in between, so the
+ * type's hooks, the debug state, the allocator and the weak references
+ * cannot change and the checks hold for the whole run. Of the fields whose
+ * count reaches zero, the last is released next and the others are pushed,
+ * the order in which the generic path (destroy pushing each, the loop
+ * popping the last) would release them. The fields are not set to NULL:
+ * the block is freed before any other release (and so any user code)
+ * runs. Returns the next object to release (count 0, of another type), or
+ * NULL to pop one. */
+static om_object *spec_release_run(release_state *rs, om_object *o)
+{
+    const spec_type *st = spec_of(o);
+    const size_t *offsets = st->field_offsets;
+    size_t field_count = st->field_count;
+    size_t class_index = (sizeof(omi_gc_head) + st->type.size - 1) >> OMI_ALIGN_SHIFT;
+    do {
+        omi_gc_untrack_dying(o);
+        om_object *next = NULL;
+        for (size_t i = 0; i < field_count; i++) {
+            om_object *field = *spec_field(o, offsets[i]);
+            if (field == NULL || field->ob_refcnt >= OM_REFCNT_IMMORTAL || --field->ob_refcnt > 0)
+                continue;
+            if (omi_unlikely(field->ob_refcnt < 0))
+                omi_object_dead(field, "om_decref");
+            if (next != NULL)
+                release_push(rs, next);
+            next = field;
+        }
+        omi_pool_free_known(omi_gc_head_of(o), class_index);
+        o = next;
+    } while (o != NULL && o->ob_type == &st->type);
+    return o;
+}
+
 bool omi_object_release_running(void)
 {
     return thread_release.releasing;
+}
+
+/* Releases o (count 0); returns the next object to release (count 0, not
+ * on the stack), or NULL to pop the next from the stack. */
+static inline om_object *release_one(release_state *rs, om_object *o)
+{
+    if (spec_dies_plainly(o))
+        return spec_release_run(rs, o);
+    release_one_generic(o);
+    return NULL;
 }
 
 void om_dealloc(om_object *o)
@@ -340,32 +439,17 @@ void om_dealloc(om_object *o)
     }
     rs->releasing = true;
     for (;;) {
-        release_one(o);
-        if (rs->pending == NULL)
-            break;
-        o = release_pop(rs);
+        o = release_one(rs, o);
+        if (o == NULL) {
+            if (rs->pending == NULL)
+                break;
+            o = release_pop(rs);
+        }
     }
     rs->releasing = false;
 }
 
 /* ---- Types from specs --------------------------------------------------- */
-
-typedef struct spec_type {
-    om_type type;                           /* first: ob_type points here */
-    void (*user_destroy)(om_object *self);  /* the spec's destroy, or NULL */
-    size_t field_count;                     /* entries in field_offsets */
-    size_t field_offsets[];                 /* offsetof each om_object * field */
-} spec_type;
-
-static const spec_type *spec_of(const om_object *o)
-{
-    return (const spec_type *)o->ob_type;
-}
-
-static om_object **spec_field(om_object *o, size_t offset)
-{
-    return (om_object **)((unsigned char *)o + offset);
-}
 
 static int spec_traverse(om_object *self, om_visit_fn visit, void *arg)
 {
@@ -388,11 +472,11 @@ static void spec_clear(om_object *self)
         OM_CLEAR(*spec_field(self, st->field_offsets[i]));
 }
 
+/* The destroy hook of a spec with a destroy (without one, destroy is
+ * spec_clear itself, which spec_dies_plainly looks for). */
 static void spec_destroy(om_object *self)
 {
-    const spec_type *st = spec_of(self);
-    if (st->user_destroy != NULL)
-        st->user_destroy(self);
+    spec_of(self)->user_destroy(self);
     spec_clear(self);
 }
 
@@ -447,7 +531,7 @@ om_type *om_type_from_spec(const om_type_spec *spec)
         .traverse = spec_traverse,
         .clear = spec_clear,
         .finalize = spec->finalize,
-        .destroy = spec_destroy,
+        .destroy = spec->destroy != NULL ? spec_destroy : spec_clear,
     };
     return &st->type;
 }

@@ -480,6 +480,16 @@ void omi_pool_free_slow(omi_pool *pool, bool was_exhausted)
     omi_purge_tick(h);
 }
 
+void omi_pool_free_known_invalid(const void *p, size_t class_index)
+{
+    omi_pool *pool = omi_pool_of(p);
+    omi_fatal("om_decref(%p): the object's block is not a handed-out block of %zu bytes\n"
+              "  its pool serves class %u and is carved up to offset %u\n"
+              "  (a corrupted object or type)",
+              p, omi_class_block_size(class_index), (unsigned)pool->class_index,
+              (unsigned)pool->next_offset);
+}
+
 /* ---- Whole heaps ------------------------------------------------------------ */
 
 void omi_pool_heap_init(om_heap *h)
