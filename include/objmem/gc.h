@@ -45,8 +45,10 @@
  * When an object allocation fails, objmem runs one full collection and, if
  * it found garbage, retries the allocation once.
  *
- * Threads: like every MEM and OBJ call, the collector needs the caller to
- * serialise access to objects (one thread, or the GIL of a later release).
+ * Threads and runtimes: each runtime (objmem/runtime.h) has a collector of
+ * its own; every call below acts on the calling thread's runtime (its
+ * generations, thresholds, callbacks, debug flags and garbage list) and,
+ * like every MEM and OBJ call, needs that runtime's GIL.
  */
 #ifndef OBJMEM_GC_H
 #define OBJMEM_GC_H
