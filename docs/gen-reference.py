@@ -4,7 +4,9 @@
     python3 docs/gen-reference.py            rewrite docs/reference.md
     python3 docs/gen-reference.py --check [--library libobjmem.so]
         exit 1 if a public name has no doc-comment, reference.md is stale,
-        or the library exports an om_ symbol that no header declares
+        a public name is missing from docs/api.md (the hand-written
+        reference, which the house rules require too), or the library
+        exports an om_ symbol that no header declares
 
 How it reads a header (include/objmem.h, then the parts it includes, in
 that order). A doc-comment is /** … */ above a declaration, or /**< … */
@@ -30,6 +32,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAIN_HEADER = "include/objmem.h"
 OUTPUT = "docs/reference.md"
+API_PAGE = "docs/api.md"
 PUBLIC = re.compile(r"^(om_|OM_)")
 IDENT = re.compile(r"\b(?:om|OM)_[A-Za-z0-9_]+\b")
 
@@ -434,7 +437,8 @@ def generate():
                 out += ["```text"] + item + ["```", ""]
             elif kind == "subhead":
                 out += ["### %s" % item, ""]
-            else:
+            elif item.doc is not None or any(known[n][1] is item for n, _ in item.names):
+                # (A bare forward typedef of a type documented below is left out.)
                 out += render_entry(item, known)
     out += ["## Index of names", "", "| name | kind | section |", "|---|---|---|"]
     for name in sorted(known, key=lambda n: (n.lower(), n)):
@@ -499,6 +503,15 @@ def main():
     if current != text:
         failed += 1
         print("FAILED: %s is not up to date with the headers: run `make docs`" % OUTPUT)
+    else:
+        passed += 1
+    with open(os.path.join(ROOT, API_PAGE), encoding="utf-8") as f:
+        api = f.read()
+    unmentioned = [n for n in known if not re.search(r"(?<![\w])%s(?![\w])" % re.escape(n), api)]
+    if unmentioned:
+        failed += 1
+        print("FAILED: %s does not mention %d public names: %s"
+              % (API_PAGE, len(unmentioned), " ".join(unmentioned)))
     else:
         passed += 1
     if library is not None:
