@@ -21,7 +21,14 @@ build:
 demo: build
 	./build/objmem demo
 
-test: test-release test-asan test-tsan
+test: test-deps test-release test-asan test-tsan
+
+# Packages the tests need: Debian's chromium for the browser test of the
+# HTML report (the script skips without root or network; the test then
+# shows as skipped).
+.PHONY: test-deps
+test-deps:
+	bash tests/install-chromium.sh
 
 test-release:
 	$(CMAKE) -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOM_WERROR=ON

@@ -440,6 +440,24 @@ OM_API int om_fail_random(om_domain domain, long per_million, uint64_t seed);
 /** Allocations of `domain` that fault injection has failed so far. */
 OM_API long om_fail_count(om_domain domain);
 
+/** Write the HTML heap report of the calling thread's runtime (its heap,
+ *  collector and tracing) to the file at `path`: one self-contained page
+ *  (inline SVG and CSS, a small inline script, nothing fetched from a
+ *  network) with a summary (totals of the three tiers, RSS, date), an
+ *  arena map (a row per pool arena, a cell per pool coloured by size class
+ *  and fullness; medium arenas and large blocks summarised), a size-class
+ *  histogram, the collector's last OM_GC_PAUSE_LOG pauses on a timeline,
+ *  and the top allocation sites while tracing is on (else a note that it
+ *  is off). Draws at most 256 pool arenas, 64 medium arenas, 64 large
+ *  blocks and 20 sites, and says how many more there are. The page is
+ *  built in RAW memory and written once complete. Returns 0, or -1 with
+ *  OM_EINVAL (NULL path, or a path that cannot be opened for writing) or
+ *  OM_ENOMEM (out of memory: no file is written; or the write failed: a
+ *  regular file left half-written is removed). Needs the runtime's GIL,
+ *  like every MEM and OBJ call. Cost: O(pools + medium runs + traced
+ *  sites); it does not change the heap it draws. */
+OM_API int om_write_report(const char *path);
+
 #ifdef __cplusplus
 }
 #endif

@@ -98,6 +98,12 @@
  * collection runs instead (counted in fallbacks): garbage is never kept
  * for ever, and the pause bound holds for heaps whose structures fit a step.
  *
+ * Pause log: each collection and step, as it ends, writes one om_gc_pause
+ * (start relative to the runtime's birth, duration, generation, counts)
+ * into a ring of the last GC_PAUSE_LOG entries in the state: the slot is
+ * pause_total % GC_PAUSE_LOG, so it costs a clock read and a store per
+ * collection, nothing on tracking or release, and never allocates.
+ *
  * Bacon–Rajan candidate roots were considered and left out: recording a
  * candidate needs a branch in om_decref's inline path (count dropped to
  * non-zero), which the object core keeps to compare, decrement, test.
@@ -131,6 +137,7 @@
 #define STEP_INITIAL_NS_PER_OBJECT 40.0
 #define STEP_ESTIMATE_MIN_OBJECTS 4096 /* collections this big update the estimate */
 #define FALLBACK_GROWTH 2              /* see "Incremental mode" above */
+#define GC_PAUSE_LOG OM_GC_PAUSE_LOG   /* collections om_gc_get_pauses remembers */
 
 _Static_assert(GC_REFS_CLAMP < (UINTPTR_MAX >> OMI_GC_PREV_SHIFT), "working counts fit in prev");
 _Static_assert(STEP_MIN_OBJECTS >= 2, "a step takes at least one seed");
@@ -181,6 +188,10 @@ typedef struct omi_gc_state {
     size_t callback_count;             /* entries used (tombstones included) */
     size_t callback_capacity;          /* entries allocated */
     int callbacks_running;             /* nesting depth of gc_run_callbacks */
+    uint64_t born_ns;                  /* the clock when the runtime was made */
+    uint64_t pause_total;              /* collections logged; the newest is in
+                                          pauses[(pause_total - 1) % GC_PAUSE_LOG] */
+    om_gc_pause pauses[GC_PAUSE_LOG];  /* ring: the last GC_PAUSE_LOG collections */
 } gc_state;
 
 #define LIST_INIT(g, i) {(uintptr_t)&(g).lists[i], (uintptr_t)&(g).lists[i]}
@@ -202,11 +213,21 @@ gc_state omi_gc_default = GC_STATE_INIT(omi_gc_default);
  * untracking, the hot paths, read omi_current_gc() once instead. */
 #define gc (*omi_bound()->gc)
 
+static uint64_t gc_now_ns(void);
+
+/* The default runtime is born when the library is loaded. */
+__attribute__((constructor)) static void gc_default_born(void)
+{
+    omi_gc_default.born_ns = gc_now_ns();
+}
+
 gc_state *omi_gc_state_new(void)
 {
     gc_state *g = om_raw_malloc(sizeof *g);
-    if (g != NULL)
+    if (g != NULL) {
         *g = (gc_state)GC_STATE_INIT(*g);
+        g->born_ns = gc_now_ns();
+    }
     return g;
 }
 
@@ -792,14 +813,32 @@ static void update_estimate(uint64_t elapsed_ns, size_t objects)
         gc.ns_per_object = (gc.ns_per_object + (double)elapsed_ns / (double)objects) / 2;
 }
 
-static void record_result(int generation, gc_result r, uint64_t start_ns)
+/* Logs a finished collection in the pause ring (see the design comment). */
+static void log_pause(int generation, bool step, size_t examined, gc_result r,
+                      uint64_t start_ns, uint64_t end_ns)
 {
+    om_gc_pause *p = &gc.pauses[gc.pause_total % GC_PAUSE_LOG];
+    p->start_seconds = (double)(start_ns - gc.born_ns) / 1e9;
+    p->duration_seconds = (double)(end_ns - start_ns) / 1e9;
+    p->generation = generation;
+    p->step = step;
+    p->examined = examined;
+    p->collected = r.collected;
+    p->uncollectable = r.uncollectable;
+    gc.pause_total++;
+}
+
+static void record_result(int generation, bool step, size_t examined, gc_result r,
+                          uint64_t start_ns)
+{
+    uint64_t end_ns = gc_now_ns();
+    log_pause(generation, step, examined, r, start_ns, end_ns);
     gc.stats[generation].collected += r.collected;
     gc.stats[generation].uncollectable += r.uncollectable;
     if (gc.debug & OM_GC_DEBUG_STATS)
         fprintf(stderr, "gc: done, %zu unreachable, %zu uncollectable, %.4fs elapsed\n",
                 r.collected + r.uncollectable, r.uncollectable,
-                (double)(gc_now_ns() - start_ns) / 1e9);
+                (double)(end_ns - start_ns) / 1e9);
     gc_run_callbacks(OM_GC_PHASE_STOP, generation, r.collected + r.uncollectable,
                      r.uncollectable);
     gc.collecting = false;
@@ -842,7 +881,7 @@ static long collect_generation_ex(int generation, bool pending_only)
         gc.old_after_full = old_live();
         update_estimate(gc_now_ns() - start, total);
     }
-    record_result(generation, r, start);
+    record_result(generation, false, total, r, start);
     return (long)(r.collected + r.uncollectable);
 }
 
@@ -954,7 +993,7 @@ static long collect_step(void)
         gc.inc.max_step_objects = ctx.count;
     if ((double)elapsed / 1e9 > gc.inc.max_step_seconds)
         gc.inc.max_step_seconds = (double)elapsed / 1e9;
-    record_result(2, r, start);
+    record_result(2, true, ctx.count, r, start);
     return (long)(r.collected + r.uncollectable);
 }
 
@@ -1134,6 +1173,24 @@ int om_gc_get_incremental_stats(om_gc_incremental_stats *out)
     *out = gc.inc;
     out->sweep_running = gc.sweep_running;
     return 0;
+}
+
+long om_gc_get_pauses(om_gc_pause *out, size_t max)
+{
+    if (out == NULL && max > 0) {
+        omi_set_error(OM_EINVAL, "om_gc_get_pauses: out is NULL");
+        return -1;
+    }
+    uint64_t stored = gc.pause_total < GC_PAUSE_LOG ? gc.pause_total : GC_PAUSE_LOG;
+    size_t n = stored < max ? (size_t)stored : max;
+    for (size_t i = 0; i < n; i++)
+        out[i] = gc.pauses[(gc.pause_total - n + i) % GC_PAUSE_LOG];
+    return (long)n;
+}
+
+uint64_t om_gc_pause_count(void)
+{
+    return gc.pause_total;
 }
 
 /* ---- Public API: callbacks and debugging --------------------------------------- */

@@ -153,6 +153,19 @@ OMI_HIDDEN void omi_large_check(const om_heap *h);
  * and unmaps a spare that has been spare since before it. */
 OMI_HIDDEN void omi_pool_purge(om_heap *h, uint64_t deadline_ms);
 
+/* One pool arena as the HTML report (report.c) draws it. */
+typedef struct omi_arena_view {
+    uintptr_t base;                          /* the arena's address */
+    size_t free_pools;                       /* pools not assigned to a class */
+    size_t untouched_index;                  /* pools from here on were never used */
+    uint8_t class_index[OMI_POOLS_USABLE];   /* pool i + 1's class, or OMI_POOL_UNASSIGNED */
+    uint16_t used[OMI_POOLS_USABLE];         /* pool i + 1's blocks in use */
+} omi_arena_view;
+typedef int (*omi_arena_visit_fn)(const omi_arena_view *arena, void *arg);
+/* Calls fn(view, arg) for every pool arena of h (spares included), and
+ * stops at the first call that returns non-zero, returning that; else 0. */
+OMI_HIDDEN int omi_pool_for_each_arena(const om_heap *h, omi_arena_visit_fn fn, void *arg);
+
 static inline size_t omi_class_block_size(size_t class_index)
 {
     return (class_index + 1) << OMI_ALIGN_SHIFT;
@@ -279,6 +292,18 @@ OMI_HIDDEN bool omi_large_is_block_start(uintptr_t entry, const void *p);
 OMI_HIDDEN void omi_large_heap_release_all(om_heap *h);
 /* Unmaps the cached (freed) mappings freed before `deadline_ms`. */
 OMI_HIDDEN void omi_large_purge(om_heap *h, uint64_t deadline_ms);
+/* One large block as the HTML report draws it. */
+typedef struct omi_large_view {
+    uintptr_t block;                 /* the block's address */
+    size_t size;                     /* bytes asked for */
+    size_t usable;                   /* usable bytes (to the end of the mapping) */
+    size_t map_size;                 /* the mapping's length */
+    bool cached;                     /* freed, kept for reuse */
+} omi_large_view;
+typedef int (*omi_large_visit_fn)(const omi_large_view *block, void *arg);
+/* Calls fn for every large block of h, those in use first, then the cached
+ * ones; stops at the first non-zero return and returns it; else 0. */
+OMI_HIDDEN int omi_large_for_each(const om_heap *h, omi_large_visit_fn fn, void *arg);
 
 /* ---- medium.c ------------------------------------------------------------ */
 
@@ -303,6 +328,19 @@ OMI_HIDDEN size_t omi_medium_heap_trim(om_heap *h);
 OMI_HIDDEN void omi_medium_purge(om_heap *h, uint64_t deadline_ms);
 OMI_HIDDEN void omi_medium_stats(const om_heap *h, size_t *used_bytes, size_t *free_bytes,
                                  size_t *cached_bytes);
+/* One medium arena as the HTML report draws it. */
+typedef struct omi_medium_arena_view {
+    uintptr_t base;                  /* the arena's address */
+    bool spare;                      /* the heap's spare (no block in use) */
+    size_t used_blocks;              /* blocks in use */
+    size_t used_bytes;               /* bytes in their runs */
+    size_t cached_bytes;             /* bytes in freed blocks held by the class caches */
+    size_t free_bytes;               /* bytes in free runs */
+} omi_medium_arena_view;
+typedef int (*omi_medium_visit_fn)(const omi_medium_arena_view *arena, void *arg);
+/* Calls fn for every medium arena of h; stops at the first non-zero
+ * return and returns it; else 0. */
+OMI_HIDDEN int omi_medium_for_each_arena(const om_heap *h, omi_medium_visit_fn fn, void *arg);
 
 #define OMI_MEDIUM_ALIGN_MAX ((size_t)64 << 10)
 

@@ -450,6 +450,25 @@ size_t omi_large_usable_size(const char *function, uintptr_t entry, const void *
     return large_usable(large_checked(function, entry, p));
 }
 
+/* One list of large blocks, for omi_large_for_each. */
+static int large_visit_list(const omi_large *head, omi_large_visit_fn fn, void *arg)
+{
+    for (const omi_large *l = head; l != NULL; l = l->next) {
+        omi_large_view view = {(uintptr_t)large_block(l), l->size, large_usable(l),
+                               l->map_size, l->cached};
+        int stop = fn(&view, arg);
+        if (stop != 0)
+            return stop;
+    }
+    return 0;
+}
+
+int omi_large_for_each(const om_heap *h, omi_large_visit_fn fn, void *arg)
+{
+    int stop = large_visit_list(h->large_blocks, fn, arg);
+    return stop != 0 ? stop : large_visit_list(h->large_cache, fn, arg);
+}
+
 void omi_large_heap_release_all(om_heap *h)
 {
     omi_large *l = h->large_blocks;

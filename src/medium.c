@@ -702,6 +702,36 @@ void omi_medium_stats(const om_heap *h, size_t *used_bytes, size_t *free_bytes,
     *cached_bytes = cached;
 }
 
+/* ---- Visiting (for the HTML report) ------------------------------------------ */
+
+static void view_add_run(omi_medium_arena_view *view, uint16_t tag)
+{
+    size_t bytes = tag_length(tag) << UNIT_SHIFT;
+    if (tag & TAG_FREE) {
+        view->free_bytes += bytes;
+    } else if (tag & TAG_CACHED) {
+        view->cached_bytes += bytes;
+    } else {
+        view->used_bytes += bytes;
+        view->used_blocks++;
+    }
+}
+
+int omi_medium_for_each_arena(const om_heap *h, omi_medium_visit_fn fn, void *arg)
+{
+    for (const omi_medium_arena *arena = h->medium.arenas; arena != NULL;
+         arena = arena->all_next) {
+        omi_medium_arena_view view = {.base = (uintptr_t)arena,
+                                      .spare = arena == h->medium.spare};
+        for (size_t unit = FIRST_UNIT; unit < ARENA_UNITS; unit += tag_length(arena->tags[unit]))
+            view_add_run(&view, arena->tags[unit]);
+        int stop = fn(&view, arg);
+        if (stop != 0)
+            return stop;
+    }
+    return 0;
+}
+
 /* ---- Checking ---------------------------------------------------------------- */
 
 #define MEDIUM_CHECK(cond, ...) \

@@ -532,6 +532,26 @@ size_t omi_pool_heap_trim(om_heap *h)
     return (h->arenas_freed - freed_before) * OMI_ARENA_SIZE;
 }
 
+/* ---- Visiting (for the HTML report) ------------------------------------------ */
+
+int omi_pool_for_each_arena(const om_heap *h, omi_arena_visit_fn fn, void *arg)
+{
+    omi_arena_view view;
+    for (const omi_arena *arena = h->all_arenas; arena != NULL; arena = arena->all_next) {
+        view.base = (uintptr_t)arena;
+        view.free_pools = arena->nfree_pools;
+        view.untouched_index = arena->untouched_index;
+        for (size_t i = 1; i < OMI_POOLS_PER_ARENA; i++) {
+            view.class_index[i - 1] = arena->pools[i].class_index;
+            view.used[i - 1] = arena->pools[i].used;
+        }
+        int stop = fn(&view, arg);
+        if (stop != 0)
+            return stop;
+    }
+    return 0;
+}
+
 /* ---- Checking ---------------------------------------------------------------- */
 
 #define POOL_CHECK(cond, ...) \

@@ -55,6 +55,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -226,6 +227,35 @@ typedef struct om_gc_incremental_stats {
 
 /** Fill *out. 0, or -1 with OM_EINVAL for NULL. */
 OM_API int om_gc_get_incremental_stats(om_gc_incremental_stats *out);
+
+/* ---- Pauses ------------------------------------------------------------------ */
+
+/** One collection or incremental step as it ended, for timelines (the
+ *  HTML report draws them). */
+typedef struct om_gc_pause {
+    double start_seconds;      /**< when it started, seconds since the runtime was made
+                                    (the default runtime: since the library was loaded) */
+    double duration_seconds;   /**< how long it ran, wall time (finalizers and weak-reference
+                                    callbacks included, gc callbacks not) */
+    int generation;            /**< oldest generation collected (2 for a step) */
+    bool step;                 /**< an incremental step, not a stop-the-world collection */
+    size_t examined;           /**< tracked objects it examined */
+    size_t collected;          /**< unreachable objects it found, collectable ones */
+    size_t uncollectable;      /**< unreachable objects it kept (om_gc_garbage) */
+} om_gc_pause;
+
+/** Most pauses the collector remembers: the last this many collections. */
+#define OM_GC_PAUSE_LOG 256
+
+/** Copy the current runtime's most recent pauses, at most `max` of them
+ *  (and at most OM_GC_PAUSE_LOG), oldest first, into out. Returns how many
+ *  were copied, or -1 with OM_EINVAL for a NULL out with max > 0. Cost:
+ *  O(copied); recording them costs a clock read per collection. */
+OM_API long om_gc_get_pauses(om_gc_pause *out, size_t max);
+
+/** Collections and steps the current runtime has run (and logged) since it
+ *  was made; only the last OM_GC_PAUSE_LOG are kept. */
+OM_API uint64_t om_gc_pause_count(void);
 
 /* ---- Weak references ------------------------------------------------------- */
 
