@@ -71,3 +71,6 @@ clean:
 # docs/reference.md from the headers (checked by the CTest test docs-reference).
 docs:
 	python3 docs/gen-reference.py
+
+# The examples that run threads also run under ThreadSanitizer (test-tsan).
+TSAN_TESTS += example-threads_and_gil example-tiny_interpreter
