@@ -368,6 +368,17 @@ def render_doc(lines, known):
 
 
 def render_prose_line(line, known):
+    """One line of a doc-comment: `code` spans kept, names linked, the rest escaped."""
+    pieces, last = [], 0
+    for m in re.finditer(r"`[^`]+`", line):
+        pieces.append(render_text(line[last:m.start()], known))
+        pieces.append(m.group(0))
+        last = m.end()
+    pieces.append(render_text(line[last:], known))
+    return "".join(pieces)
+
+
+def render_text(line, known):
     pieces, last = [], 0
     for m in IDENT.finditer(line):
         pieces.append(escape(line[last:m.start()]))
