@@ -1818,7 +1818,37 @@ om_snapshot *om_snapshot_load(const char *path)
     return snap;
 }
 
-/* ---- OBJMEM_TRACEMALLOC ---------------------------------------------------------------------- */
+/* ---- OBJMEM_TRACEMALLOC, OBJMEM_TRACE_OUTPUT ----------------------------------------------------- */
+
+/* The path OBJMEM_TRACE_OUTPUT named, copied at load time (the program may
+ * change its environment before it exits); empty when unset. */
+static char trace_output_path[4096];
+
+/* atexit: what is still traced when the program ends, dumped to
+ * trace_output_path for `objmem trace` (or om_snapshot_load). Registered
+ * at load time, so it runs after the program's own atexit handlers. */
+static void trace_dump_at_exit(void)
+{
+    om_snapshot *snap = om_trace_take_snapshot();
+    if (snap == NULL || om_snapshot_dump(snap, trace_output_path) != 0)
+        fprintf(stderr, "objmem: OBJMEM_TRACE_OUTPUT: cannot write the trace snapshot to %s: %s\n",
+                trace_output_path, om_last_error_message());
+    om_snapshot_free(snap);
+}
+
+static void trace_output_at_exit(void)
+{
+    const char *path = getenv("OBJMEM_TRACE_OUTPUT");
+    if (path == NULL || *path == '\0')
+        return;
+    if (strlen(path) >= sizeof trace_output_path) {
+        fprintf(stderr, "objmem: ignoring OBJMEM_TRACE_OUTPUT (a path of %zu bytes; at most %zu)\n",
+                strlen(path), sizeof trace_output_path - 1);
+        return;
+    }
+    strcpy(trace_output_path, path);
+    atexit(trace_dump_at_exit);
+}
 
 /* OBJMEM_MALLOC is applied first, whichever constructor runs first, so
  * that tracing wraps the debug hooks (the documented order). */
@@ -1833,4 +1863,6 @@ __attribute__((constructor)) static void trace_read_environment(void)
     if (*end != '\0' || n < 1 || n > OM_TRACE_MAX_FRAMES || om_trace_start((int)n) != 0)
         fprintf(stderr, "objmem: ignoring OBJMEM_TRACEMALLOC=%s (expected 1 … %d)\n", text,
                 OM_TRACE_MAX_FRAMES);
+    else
+        trace_output_at_exit();
 }

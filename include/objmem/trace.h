@@ -35,7 +35,10 @@ extern "C" {
  * om_setup_debug_hooks() first, then om_trace_start(), then arm fault
  * injection; a fatal report of the debug hooks then shows the block's
  * allocation traceback. Environment: OBJMEM_TRACEMALLOC=N starts tracing
- * with N frames at load time (after OBJMEM_MALLOC took effect).
+ * with N frames at load time (after OBJMEM_MALLOC took effect); with it,
+ * OBJMEM_TRACE_OUTPUT=PATH dumps a snapshot of what is still traced when
+ * the process exits (atexit, after the program's own handlers) to PATH,
+ * as om_snapshot_dump: what `objmem trace` reads.
  *
  * Threads: allocation and free through every domain may run on any thread
  * (RAW concurrently). om_trace_start and om_trace_stop install and remove
