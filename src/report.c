@@ -358,9 +358,12 @@ static int arena_row(const omi_arena_view *a, void *arg)
     report *r = arg;
     if (r->arena_rows == REPORT_ARENA_ROWS_MAX)
         return 1;
+    size_t assigned = OMI_POOLS_USABLE - a->free_pools;
     out(r, "<g class=\"arena-row\" transform=\"translate(0,%zu)\"><text x=\"0\" y=\"10\">"
-           "#%zu 0x%lx</text>",
-        r->arena_rows * CELL, r->arena_rows, (unsigned long)a->base);
+           "#%zu 0x%lx<title>pool arena at 0x%lx: %zu of %d pools in use%s</title></text>",
+        r->arena_rows * CELL, r->arena_rows, (unsigned long)a->base, (unsigned long)a->base,
+        assigned, (int)OMI_POOLS_USABLE,
+        assigned == 0 ? " (a spare, kept for reuse until the purge delay)" : "");
     for (size_t i = 0; i < OMI_POOLS_USABLE; i++)
         arena_pool_cell(r, a, i);
     out(r, "</g>\n");

@@ -12,7 +12,8 @@
  *     their used blocks as in om_heap_get_stats, one histogram bar per class
  *     in use, one mark per logged pause, one row per allocation site, the
  *     counts the page's own script will compare; writing it leaves the heap
- *     as it was; with tracing off the page says so;
+ *     as it was; with tracing off the page says so; beyond 64 medium
+ *     arenas and 64 large blocks it draws 64 and says how many more;
  *   - failures: NULL path, a path that cannot be opened, a device that
  *     refuses the write (/dev/full, which stays), a regular file cut short
  *     by RLIMIT_FSIZE (removed), and every RAW allocation of the report
@@ -325,6 +326,45 @@ static void test_report_of_workload(const char *keep)
     workload_free(&w);
 }
 
+/* ---- Limits ------------------------------------------------------------------- */
+
+/* More medium arenas and large blocks than the page draws: it draws 64 of
+ * each and says how many more there are. (Blocks are not written, so this
+ * maps address space, not memory.) */
+static void test_row_limits(void)
+{
+    enum { MEDIUM = 3 * 70, LARGE = 70 };
+    static void *medium[MEDIUM], *large[LARGE];
+    om_heap_trim(NULL);   /* no freed large mapping left: every large block listed is in use */
+    for (size_t i = 0; i < MEDIUM; i++)
+        medium[i] = om_mem_malloc(OM_MEDIUM_SIZE_MAX);
+    for (size_t i = 0; i < LARGE; i++)
+        large[i] = om_mem_malloc(OM_MEDIUM_SIZE_MAX + 1);
+    om_heap_stats s = tu_get_stats(NULL);
+    CHECK(s.medium_arenas_current > 64 && s.large_count >= LARGE);
+    char path[256], more[128];
+    temp_path(path, sizeof path, "limits");
+    CHECK(om_write_report(path) == 0);
+    char *html = read_file(path);
+    CHECK(html != NULL);
+    if (html != NULL) {
+        CHECK_EQ_SIZE(count(html, "<g class=\"medium-row\""), 64);
+        CHECK_EQ_SIZE(count(html, "<tr class=\"large-block\""), 64);
+        snprintf(more, sizeof more, "%zu more medium arenas are not drawn",
+                 s.medium_arenas_current - 64);
+        CHECK(count(html, more) == 1);
+        snprintf(more, sizeof more, "%zu more large blocks are not listed", s.large_count - 64);
+        CHECK(count(html, more) == 1);
+        CHECK(count(html, "\"mediumRows\":64,\"largeRows\":64,") == 1);
+        free(html);
+    }
+    remove(path);
+    for (size_t i = 0; i < MEDIUM; i++)
+        om_mem_free(medium[i]);
+    for (size_t i = 0; i < LARGE; i++)
+        om_mem_free(large[i]);
+}
+
 /* ---- Failures ---------------------------------------------------------------- */
 
 static void test_bad_paths(void)
@@ -398,6 +438,7 @@ int main(int argc, char **argv)
 {
     test_pause_log();
     test_report_of_workload(argc > 1 ? argv[1] : NULL);
+    test_row_limits();
     test_bad_paths();
     test_write_failure_removes_file();
     test_allocation_failures();
