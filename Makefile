@@ -3,6 +3,7 @@
 #   make test    build and run every test, then again under ASan + UBSan,
 #                then the thread tests under ThreadSanitizer
 #   make bench   build the benchmarks against their peers and run them
+#   make fuzz    run each libFuzzer target in fuzz/ for FUZZ_SECONDS
 #   make install PREFIX=/usr/local
 #   make docs    regenerate docs/reference.md from the headers' doc-comments
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
@@ -10,7 +11,7 @@ PREFIX ?= /usr/local
 CMAKE  ?= cmake
 CTEST  ?= ctest
 
-.PHONY: all build demo test test-release test-asan test-tsan bench install clean docs
+.PHONY: all build demo test test-release test-asan test-tsan bench fuzz fuzz-run install clean docs
 
 all: build
 
@@ -62,11 +63,35 @@ bench:
 	$(CMAKE) --build build-bench -j $(JOBS)
 	./build-bench/bench/alloc_bench $(BENCH_ARGS)
 
+# Fuzzing (fuzz/): each target runs FUZZ_SECONDS under libFuzzer with ASan
+# and UBSan, from its seeds and regressions in fuzz/corpus/<target>/ (read
+# only; new inputs go to build-fuzz/corpus/<target>/, crashers to
+# build-fuzz/<target>-crash-*). Without clang and libFuzzer (installed by
+# fuzz/install-clang.sh when root) it says so and skips. Warnings are not
+# errors here: clang warns where gcc, the project's compiler, does not.
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS = fuzz_alloc fuzz_objects
+FUZZ_FLAGS ?= -max_len=4096
+
+fuzz:
+	@if bash fuzz/install-clang.sh; then $(MAKE) --no-print-directory fuzz-run; \
+	 else echo "make fuzz: skipped (no clang with libFuzzer)"; fi
+
+fuzz-run:
+	CC=clang $(CMAKE) -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOM_SANITIZE=ON \
+	  -DOM_FUZZ=ON -DOM_DEBUG=2 -DOM_BUILD_TOOLS=OFF
+	$(CMAKE) --build build-fuzz -j $(JOBS) --target $(FUZZ_TARGETS)
+	set -e; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build-fuzz/corpus/$$t; \
+	  ./build-fuzz/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=build-fuzz/$$t- $(FUZZ_FLAGS) build-fuzz/corpus/$$t fuzz/corpus/$$t; \
+	done
+
 install: build
 	$(CMAKE) --install build --prefix $(PREFIX)
 
 clean:
-	rm -rf build build-asan build-tsan build-bench
+	rm -rf build build-asan build-tsan build-bench build-fuzz
 
 # docs/reference.md from the headers (checked by the CTest test docs-reference).
 docs:
