@@ -149,7 +149,7 @@ static void table_remove(weakref_slot *s)
 
 /* Removes referent's slot and clears its weak references; those with a
  * callback (in a collection: only those not unreachable themselves) are
- * increfed and pushed on *pending. */
+ * increfed and pushed on *pending; those dying themselves are only cleared. */
 static void clear_all(om_object *referent, bool in_collection, weakref_object **pending)
 {
     weakref_slot *s = table_find(referent);
@@ -161,7 +161,10 @@ static void clear_all(om_object *referent, bool in_collection, weakref_object **
         weakref_object *next = wr->next;
         wr->referent = NULL;
         wr->next = wr->prev = NULL;
-        if (wr->callback != NULL && !(in_collection && omi_gc_is_unreachable(OM_OBJ(wr)))) {
+        /* A weak reference that is dying itself (count 0, or waiting on the
+         * release stack, whose links its count word holds) gets no call. */
+        if (wr->callback != NULL && OM_OBJ(wr)->ob_refcnt > 0 &&
+            !(in_collection && omi_gc_is_unreachable(OM_OBJ(wr)))) {
             om_incref(OM_OBJ(wr));
             wr->pending = *pending;
             *pending = wr;
