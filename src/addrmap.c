@@ -18,6 +18,10 @@
  * compare-and-swap and entries are atomics, so heaps owned by different
  * threads may map and unmap arenas concurrently; an entry is only ever read
  * for memory whose owner is serialised with its reader.
+ *
+ * om_heap_check asks omi_addrmap_check that every arena and mapping of the
+ * heap it walks is registered, with its own descriptor, in every slot it
+ * covers (so free and usable_size would find it).
  */
 #include "internal.h"
 
@@ -74,4 +78,15 @@ int omi_addrmap_set(uintptr_t base, size_t size, uintptr_t entry)
 void omi_addrmap_clear(uintptr_t base, size_t size)
 {
     addrmap_store(base, size, 0, false);
+}
+
+void omi_addrmap_check(uintptr_t base, size_t size, uintptr_t entry, const char *what)
+{
+    for (uintptr_t addr = base; addr < base + size; addr += OMI_ARENA_SIZE) {
+        uintptr_t found = omi_addrmap_lookup((const void *)addr);
+        if (found != entry)
+            omi_fatal("om_heap_check: address map: slot %p of %s %p holds %#lx, not %#lx",
+                      (void *)addr, what, (void *)base, (unsigned long)found,
+                      (unsigned long)entry);
+    }
 }

@@ -1253,6 +1253,70 @@ om_object *om_gc_garbage(void)
     return gc.garbage;
 }
 
+/* ---- Checking (om_heap_check) ------------------------------------------------- */
+
+#define GC_CHECK(cond, ...) \
+    do { if (!(cond)) omi_fatal("om_heap_check: collector: " __VA_ARGS__); } while (0)
+
+static const char *const space_names[SPACE_LISTS] = {
+    "generation 0", "generation 1", "generation 2 (half A)", "generation 2 (half B)",
+    "the permanent generation",
+};
+
+/* One resting list of g: circular, doubly linked, every head marked with
+ * this space, of a live GC object, pending only in generation 2, and as
+ * long as its count. Returns the pending objects on it. */
+static size_t gc_check_list(const gc_state *g, unsigned space)
+{
+    const omi_gc_head *list = &g->lists[space];
+    const omi_gc_head *prev = list;
+    size_t n = 0, pending = 0;
+    for (const omi_gc_head *h = head_next(list); h != list; prev = h, h = head_next(h)) {
+        GC_CHECK(h != NULL && ((uintptr_t)h & (OM_ALIGNMENT - 1)) == 0 && ++n <= g->live[space],
+                 "%s holds more than its %zu objects, a cycle or a bad link after %p",
+                 space_names[space], g->live[space], (const void *)prev);
+        const om_object *o = (const om_object *)(h + 1);
+        GC_CHECK(head_prev(h) == prev, "%s: object %p's previous link is %p, not %p",
+                 space_names[space], (const void *)o, (const void *)head_prev(h),
+                 (const void *)prev);
+        GC_CHECK(head_space(h) == space, "%s: object %p is marked as in space %u",
+                 space_names[space], (const void *)o, head_space(h));
+        GC_CHECK(o->ob_refcnt > 0 && o->ob_type != NULL && omi_type_is_gc(o->ob_type),
+                 "%s: object %p is dead or not of a GC type (count %ld)", space_names[space],
+                 (const void *)o, (long)o->ob_refcnt);
+        bool is_pending = (h->next & OMI_GC_PENDING) != 0;
+        GC_CHECK(!is_pending || space == SPACE_OLD_A || space == SPACE_OLD_B,
+                 "%s: object %p is flagged pending outside generation 2", space_names[space],
+                 (const void *)o);
+        pending += is_pending;
+    }
+    GC_CHECK(head_prev(list) == prev, "%s: the list's tail link is %p, not %p",
+             space_names[space], (const void *)head_prev(list), (const void *)prev);
+    GC_CHECK(n == g->live[space], "%s: %zu objects listed, %zu counted", space_names[space], n,
+             g->live[space]);
+    return pending;
+}
+
+void omi_gc_check(const struct omi_gc_state *g)
+{
+    if (g->collecting)
+        return;   /* the working lists are in flux; called from a finalizer */
+    size_t pending = 0;
+    for (unsigned space = 0; space < SPACE_LISTS; space++)
+        pending += gc_check_list(g, space);
+    GC_CHECK(pending == g->pending_live, "%zu objects flagged pending, %zu counted", pending,
+             g->pending_live);
+    GC_CHECK(g->live[SPACE_COLLECTING] == 0 && g->live[SPACE_UNREACHABLE] == 0,
+             "%zu objects counted in a collection's working lists outside a collection",
+             g->live[SPACE_COLLECTING] + g->live[SPACE_UNREACHABLE]);
+    GC_CHECK(g->old_scanned == SPACE_OLD_A || g->old_scanned == SPACE_OLD_B,
+             "the scanned half of generation 2 is space %u", g->old_scanned);
+    unsigned unscanned = g->old_scanned == SPACE_OLD_A ? SPACE_OLD_B : SPACE_OLD_A;
+    GC_CHECK(g->sweep_running || g->live[unscanned] == 0,
+             "%zu objects wait in the unscanned half of generation 2 with no sweep running",
+             g->live[unscanned]);
+}
+
 /* ---- Public API: generations and introspection ---------------------------------- */
 
 void om_gc_freeze(void)

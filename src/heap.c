@@ -297,6 +297,10 @@ int om_heap_check_heap(const om_heap *h)
     omi_large_check(h);
     if (omi_debug_active && h == &omi_default_heap)
         omi_debug_check();
+    /* The collector of h's runtime, when the caller is attached to it (and
+     * so holds its GIL: the lists are the runtime's to change). */
+    if (omi_thread.heap == h && omi_thread.gc != NULL)
+        omi_gc_check(omi_thread.gc);
     return 0;
 }
 

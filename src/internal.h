@@ -113,6 +113,10 @@ extern OMI_HIDDEN _Atomic(omi_map_entry *) omi_addrmap_root[OMI_MAP_ROOT_COUNT];
  * OM_ENOMEM when a map node cannot be allocated. Thread-safe. */
 OMI_HIDDEN int omi_addrmap_set(uintptr_t base, size_t size, uintptr_t entry);
 OMI_HIDDEN void omi_addrmap_clear(uintptr_t base, size_t size);
+/* om_heap_check: every slot of [base, base + size) holds `entry`; fatal
+ * ("om_heap_check: address map …", naming `what`) when one does not. */
+OMI_HIDDEN void omi_addrmap_check(uintptr_t base, size_t size, uintptr_t entry,
+                                  const char *what);
 
 /* The entry for the slot holding p (0 if objmem does not own it). O(1): two
  * dependent loads. */
@@ -191,6 +195,14 @@ static inline omi_pool *omi_pool_of(const void *p)
     return (omi_pool *)(arena + offsetof(omi_arena, pools) + index * sizeof(omi_pool));
 }
 
+/* The link of free block `block` of `pool`: the one place that decodes a
+ * free-list link (the fast path and om_heap_check both read through it). */
+static inline omi_block *omi_pool_block_next(const omi_pool *pool, const omi_block *block)
+{
+    (void)pool;
+    return block->next;
+}
+
 /* A block of at most OM_SMALL_SIZE_MAX bytes from h, or NULL (OM_ENOMEM).
  * Fast path: one load of the class's pool and a pop from its free list.
  * Every listed pool has a free block, so the pop fails only when the class
@@ -203,7 +215,7 @@ static inline void *omi_pool_malloc(om_heap *h, size_t size)
     omi_block *block = pool->freeblock;
     if (omi_likely(block != NULL)) {
         omi_track_internal_open(block, sizeof(omi_block));
-        omi_block *next = block->next;
+        omi_block *next = omi_pool_block_next(pool, block);
         pool->freeblock = next;
         pool->used++;
         if (omi_unlikely(next == NULL))
@@ -608,6 +620,9 @@ static inline bool omi_check_type(om_object *o, const om_type *t, const char *fu
 extern OMI_HIDDEN struct omi_gc_state omi_gc_default;
 OMI_HIDDEN struct omi_gc_state *omi_gc_state_new(void);
 OMI_HIDDEN void omi_gc_state_delete(struct omi_gc_state *g);
+/* om_heap_check: g's lists and counts (skipped while g collects); fatal
+ * ("om_heap_check: collector: …") on a violation. The caller holds g's GIL. */
+OMI_HIDDEN void omi_gc_check(const struct omi_gc_state *g);
 OMI_HIDDEN void omi_gc_state_configure(struct omi_gc_state *g, const long threshold[3],
                                        bool enabled);
 /* weakref.c: the default runtime's table, and the release of a table's

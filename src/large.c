@@ -499,10 +499,7 @@ static void large_check_list(const om_heap *h, const omi_large *head, bool cache
         LARGE_CHECK(l->heap == h && l->prev == prev && l->cached == cached && n < count,
                     "the %s large list of the heap is broken at %p", cached ? "cached" : "live",
                     (const void *)l);
-        for (size_t at = 0; at < l->map_size; at += OMI_ARENA_SIZE)
-            LARGE_CHECK(omi_addrmap_lookup((const char *)l + at) == large_entry(l),
-                        "large block %p: the address map lost slot %zu of its mapping",
-                        (const void *)large_block(l), at / OMI_ARENA_SIZE);
+        omi_addrmap_check((uintptr_t)l, l->map_size, large_entry(l), "large mapping");
         total += cached ? l->map_size : large_usable(l);
     }
     LARGE_CHECK(n == count && total == bytes,

@@ -743,6 +743,8 @@ int omi_medium_for_each_arena(const om_heap *h, omi_medium_visit_fn fn, void *ar
 static size_t medium_check_arena(const om_heap *h, const omi_medium_arena *arena)
 {
     MEDIUM_CHECK(arena->heap == h, "medium arena %p belongs to another heap", (const void *)arena);
+    omi_addrmap_check((uintptr_t)arena, OMI_ARENA_SIZE, (uintptr_t)arena | OMI_OWNER_MEDIUM,
+                      "medium arena");
     size_t live = 0, free_runs = 0;
     bool previous_free = false;
     for (size_t unit = FIRST_UNIT; unit < ARENA_UNITS;) {
@@ -778,10 +780,19 @@ void omi_medium_check(const om_heap *h)
 {
     const omi_medium_heap *m = &h->medium;
     size_t arenas = 0, free_runs = 0;
-    for (const omi_medium_arena *a = m->arenas; a != NULL; a = a->all_next, arenas++)
+    bool spare_found = m->spare == NULL;
+    const omi_medium_arena *prev = NULL;
+    for (const omi_medium_arena *a = m->arenas; a != NULL; prev = a, a = a->all_next) {
+        MEDIUM_CHECK(++arenas <= m->arenas_current && a->all_prev == prev,
+                     "the medium arena list is broken at %p (or longer than its count %zu)",
+                     (const void *)a, m->arenas_current);
         free_runs += medium_check_arena(h, a);
+        spare_found = spare_found || a == m->spare;
+    }
     MEDIUM_CHECK(arenas == m->arenas_current, "%zu medium arenas listed, %zu counted", arenas,
                  m->arenas_current);
+    MEDIUM_CHECK(spare_found, "the spare medium arena %p is not an arena of the heap",
+                 (const void *)m->spare);
     size_t binned = 0;
     for (size_t b = 0; b < OMI_MEDIUM_BIN_COUNT; b++) {
         MEDIUM_CHECK(((m->bin_mask >> b) & 1) == (m->bins[b] != NULL),

@@ -558,7 +558,8 @@ int omi_pool_for_each_arena(const om_heap *h, omi_arena_visit_fn fn, void *arg)
     do { if (!(cond)) omi_fatal("om_heap_check: " __VA_ARGS__); } while (0)
 
 /* The free list of an assigned pool: inside the carved part, on block
- * boundaries, no longer than the free blocks it can have. */
+ * boundaries, no longer than the free blocks it can have. Links are read
+ * through omi_pool_block_next, the one decoder of free-list links. */
 static void pool_check_free_list(omi_pool *pool)
 {
     size_t block_size = omi_class_block_size(pool->class_index);
@@ -566,6 +567,9 @@ static void pool_check_free_list(omi_pool *pool)
     size_t carved = pool->next_offset / block_size;
     size_t listed = 0;
     char *base = pool_memory(pool);
+    POOL_CHECK(carved <= capacity && pool->used <= carved,
+               "pool %p (class %zu B): %u used of %zu carved, %zu fit", (void *)base,
+               block_size, (unsigned)pool->used, carved, capacity);
     for (omi_block *b = pool->freeblock; b != NULL; listed++) {
         size_t offset = (size_t)((char *)b - base);
         POOL_CHECK((char *)b >= base && offset < pool->next_offset && offset % block_size == 0,
@@ -574,78 +578,162 @@ static void pool_check_free_list(omi_pool *pool)
         POOL_CHECK(listed < capacity, "pool %p (class %zu B): its free list has a cycle",
                    (void *)base, block_size);
         omi_track_internal_open(b, sizeof *b);
-        omi_block *next = b->next;
+        omi_block *next = omi_pool_block_next(pool, b);
         omi_track_internal_close(b, sizeof *b);
         b = next;
     }
     POOL_CHECK(listed + pool->used == carved,
                "pool %p (class %zu B): %zu used + %zu free != %zu carved blocks", (void *)base,
                block_size, (size_t)pool->used, listed, carved);
-    POOL_CHECK(carved <= capacity, "pool %p: carved past its end", (void *)base);
 }
 
-static void pool_check_arena(const om_heap *h, omi_arena *arena)
+static void pool_check_assigned(omi_pool *pool)
+{
+    POOL_CHECK(pool->class_index < OMI_CLASS_COUNT, "pool %p has class %u",
+               (void *)pool_memory(pool), (unsigned)pool->class_index);
+    pool_check_free_list(pool);
+    bool listed = pool->list_state != OMI_POOL_UNLISTED;
+    POOL_CHECK(pool->list_state <= OMI_POOL_ALONE, "pool %p has list state %u",
+               (void *)pool_memory(pool), (unsigned)pool->list_state);
+    POOL_CHECK(!listed || pool->freeblock != NULL,
+               "pool %p is on its class list with no free block", (void *)pool_memory(pool));
+    POOL_CHECK(listed || pool->used == OMI_POOL_SIZE / omi_class_block_size(pool->class_index),
+               "pool %p is off its class list but not full", (void *)pool_memory(pool));
+}
+
+/* One arena: registered in the address map, its free-pool list and counts
+ * agree, its pools' records hold. Returns the pools it has listed on the
+ * heap's class lists. */
+static size_t pool_check_arena(const om_heap *h, omi_arena *arena)
 {
     POOL_CHECK(arena->heap == h, "arena %p belongs to another heap", (void *)arena);
+    omi_addrmap_check((uintptr_t)arena, OMI_ARENA_SIZE, (uintptr_t)arena | OMI_OWNER_SMALL,
+                      "pool arena");
+    POOL_CHECK(arena->untouched_index >= 1 && arena->untouched_index <= OMI_POOLS_PER_ARENA,
+               "arena %p: untouched index %u", (void *)arena, arena->untouched_index);
     size_t free_listed = 0;
     for (omi_pool *pool = arena->free_pools; pool != NULL; pool = pool->next, free_listed++)
-        POOL_CHECK(pool->class_index == OMI_POOL_UNASSIGNED && free_listed < OMI_POOLS_USABLE,
-                   "arena %p: its free-pool list holds an assigned pool or a cycle",
+        POOL_CHECK(omi_arena_of_pool(pool) == arena &&
+                   pool->class_index == OMI_POOL_UNASSIGNED && free_listed < OMI_POOLS_USABLE,
+                   "arena %p: its free-pool list holds an assigned or foreign pool, or a cycle",
                    (void *)arena);
     POOL_CHECK(arena->nfree_pools == free_listed + OMI_POOLS_PER_ARENA - arena->untouched_index,
                "arena %p: %u free pools counted, %zu listed + %zu untouched", (void *)arena,
                arena->nfree_pools, free_listed,
                (size_t)(OMI_POOLS_PER_ARENA - arena->untouched_index));
-    for (uint32_t i = 1; i < arena->untouched_index; i++) {
+    size_t on_class_lists = 0;
+    for (uint32_t i = 1; i < OMI_POOLS_PER_ARENA; i++) {
         omi_pool *pool = &arena->pools[i];
+        if (i >= arena->untouched_index)
+            POOL_CHECK(pool->class_index == OMI_POOL_UNASSIGNED,
+                       "arena %p: untouched pool %u has a class", (void *)arena, i);
         if (pool->class_index == OMI_POOL_UNASSIGNED)
             continue;
-        POOL_CHECK(pool->class_index < OMI_CLASS_COUNT, "arena %p: pool %u has class %u",
-                   (void *)arena, i, (unsigned)pool->class_index);
-        pool_check_free_list(pool);
-        bool listed = pool->list_state != OMI_POOL_UNLISTED;
-        POOL_CHECK(!listed || pool->freeblock != NULL,
-                   "pool %p is on its class list with no free block", (void *)pool_memory(pool));
-        POOL_CHECK(listed || pool->used == OMI_POOL_SIZE / omi_class_block_size(pool->class_index),
-                   "pool %p is off its class list but not full", (void *)pool_memory(pool));
+        pool_check_assigned(pool);
+        on_class_lists += pool->list_state != OMI_POOL_UNLISTED;
     }
+    return on_class_lists;
 }
 
-/* Every usable list: doubly linked, of its class, list states right. */
-static void pool_check_lists(const om_heap *h)
+/* Every usable list: doubly linked, of its class and heap, list states
+ * right. Returns the pools listed. */
+static size_t pool_check_lists(const om_heap *h)
 {
+    size_t total = 0;
     for (size_t c = 0; c < OMI_CLASS_COUNT; c++) {
         omi_pool *prev = NULL;
         size_t n = 0;
         for (omi_pool *p = h->usable[c]; p != &omi_pool_sentinel; prev = p, p = p->next) {
-            POOL_CHECK(p != NULL && p->class_index == c && p->prev == prev,
+            POOL_CHECK(p != NULL && p->class_index == c && p->prev == prev &&
+                       omi_arena_of_pool(p)->heap == h,
                        "the usable list of class %zu B is broken", omi_class_block_size(c));
             POOL_CHECK(p->list_state != OMI_POOL_UNLISTED, "a listed pool says it is not");
-            n++;
+            POOL_CHECK(++n <= h->arenas_current * OMI_POOLS_USABLE,
+                       "the usable list of class %zu B has a cycle", omi_class_block_size(c));
             if (p->next == NULL)
                 break;
         }
         if (n == 1)
             POOL_CHECK(h->usable[c]->list_state == OMI_POOL_ALONE,
                        "the only pool of class %zu B is not marked alone", omi_class_block_size(c));
+        if (n > 1)
+            POOL_CHECK(h->usable[c]->list_state == OMI_POOL_LISTED,
+                       "the first of %zu pools of class %zu B is marked alone", n,
+                       omi_class_block_size(c));
+        total += n;
     }
+    return total;
+}
+
+/* The usable-arena list: doubly linked, sorted fullest first, the
+ * last-with-n-free table and its mask pointing at the last arena of each
+ * count. Returns the arenas on it. */
+static size_t pool_check_usable_arenas(const om_heap *h, size_t arenas)
+{
+    size_t usable = 0;
+    omi_arena *prev = NULL;
+    for (omi_arena *arena = h->usable_arenas; arena != NULL; prev = arena, arena = arena->next) {
+        POOL_CHECK(++usable <= arenas, "the usable-arena list has a cycle");
+        POOL_CHECK(arena->prev == prev && arena->heap == h,
+                   "the usable-arena list is broken at %p", (void *)arena);
+        POOL_CHECK(arena->in_usable_list && arena->nfree_pools > 0 &&
+                   arena->nfree_pools <= OMI_POOLS_USABLE,
+                   "arena %p on the usable list has no free pool", (void *)arena);
+        POOL_CHECK(arena->next == NULL || arena->next->nfree_pools >= arena->nfree_pools,
+                   "the usable arenas are not sorted fullest first");
+        bool last_of_count = arena->next == NULL || arena->next->nfree_pools != arena->nfree_pools;
+        POOL_CHECK((h->last_with_nfree[arena->nfree_pools] == arena) == last_of_count,
+                   "the last usable arena with %u free pools is not %p", arena->nfree_pools,
+                   (void *)h->last_with_nfree[arena->nfree_pools]);
+    }
+    for (size_t n = 0; n <= OMI_POOLS_USABLE; n++) {
+        omi_arena *last = h->last_with_nfree[n];
+        POOL_CHECK(((h->nfree_present >> n) & 1) == (last != NULL),
+                   "the mask of free-pool counts disagrees at %zu", n);
+        POOL_CHECK(last == NULL || (last->in_usable_list && last->nfree_pools == n),
+                   "the last usable arena with %zu free pools has %u", n,
+                   last != NULL ? last->nfree_pools : 0);
+    }
+    return usable;
+}
+
+/* The spare stack: wholly free arenas, off the usable list, counted. */
+static void pool_check_spares(const om_heap *h, size_t arenas)
+{
+    size_t spares = 0;
+    for (omi_arena *arena = h->spare; arena != NULL; arena = arena->next) {
+        POOL_CHECK(++spares <= arenas, "the spare-arena stack has a cycle");
+        POOL_CHECK(arena->heap == h && !arena->in_usable_list &&
+                   arena->nfree_pools == OMI_POOLS_USABLE,
+                   "spare arena %p is in use or on the usable list", (void *)arena);
+    }
+    POOL_CHECK(spares == h->spare_count && spares <= OMI_SPARE_ARENAS_MAX,
+               "%zu spare arenas stacked, %zu counted", spares, h->spare_count);
 }
 
 void omi_pool_check(const om_heap *h)
 {
-    size_t arenas = 0;
-    for (omi_arena *arena = h->all_arenas; arena != NULL; arena = arena->all_next, arenas++)
-        pool_check_arena(h, arena);
+    size_t arenas = 0, listed_pools = 0, flagged_usable = 0;
+    bool warm_found = h->warm_arena == NULL;
+    omi_arena *prev = NULL;
+    for (omi_arena *arena = h->all_arenas; arena != NULL; prev = arena, arena = arena->all_next) {
+        POOL_CHECK(++arenas <= h->arenas_current, "%zu or more arenas listed, %zu counted",
+                   arenas, h->arenas_current);
+        POOL_CHECK(arena->all_prev == prev, "the all-arenas list is broken at %p",
+                   (void *)arena);
+        listed_pools += pool_check_arena(h, arena);
+        flagged_usable += arena->in_usable_list;
+        warm_found = warm_found || arena == h->warm_arena;
+    }
     POOL_CHECK(arenas == h->arenas_current, "%zu arenas listed, %zu counted", arenas,
                h->arenas_current);
-    pool_check_lists(h);
-    size_t usable = 0;
-    for (omi_arena *arena = h->usable_arenas; arena != NULL; arena = arena->next, usable++) {
-        POOL_CHECK(arena->in_usable_list && arena->nfree_pools > 0,
-                   "arena %p on the usable list has no free pool", (void *)arena);
-        POOL_CHECK(arena->next == NULL || arena->next->nfree_pools >= arena->nfree_pools,
-                   "the usable arenas are not sorted fullest first");
-        POOL_CHECK(usable <= arenas, "the usable-arena list has a cycle");
-    }
+    POOL_CHECK(warm_found, "the warm arena %p is not an arena of the heap",
+               (void *)h->warm_arena);
+    size_t on_lists = pool_check_lists(h);
+    POOL_CHECK(on_lists == listed_pools, "%zu pools on the class lists, %zu say they are",
+               on_lists, listed_pools);
+    size_t usable = pool_check_usable_arenas(h, arenas);
+    POOL_CHECK(usable == flagged_usable, "%zu arenas on the usable list, %zu say they are",
+               usable, flagged_usable);
+    pool_check_spares(h, arenas);
 }
-
