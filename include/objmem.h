@@ -391,11 +391,14 @@ OM_API int om_heap_write_stats_json(const om_heap *h, FILE *out);
 /* ------------------------------------------------------------------------ */
 
 /** Verify every structural invariant of the default heap: pool records,
- *  free lists, arena counts and lists, medium boundary tags, bins, caches
- *  and large-block lists; with the debug hooks on, also every live block's
- *  guard bytes and every quarantined block's free pattern. Returns 0 when all hold; a violation is reported
+ *  free lists, arena counts and lists, medium boundary tags, bins, caches,
+ *  large-block lists and the address map; the collector's lists and counts
+ *  when the caller is attached to the heap's runtime; with the debug hooks
+ *  on, also every live block's guard bytes and every quarantined block's
+ *  free pattern. Returns 0 when all hold; a violation is reported
  *  like any fatal misuse (one report on stderr naming what is wrong and
- *  where, then abort). Cost: O(blocks in free lists + pools + medium runs). */
+ *  where, then abort). Cost: O(blocks in free lists + pools + medium runs
+ *  + tracked objects). */
 OM_API int om_heap_check(void);
 
 /** om_heap_check for heap h (NULL = the default heap). */
