@@ -1271,6 +1271,7 @@ static size_t gc_check_list(const gc_state *g, unsigned space)
     const omi_gc_head *list = &g->lists[space];
     const omi_gc_head *prev = list;
     size_t n = 0, pending = 0;
+    bool releasing = omi_object_release_running();
     for (const omi_gc_head *h = head_next(list); h != list; prev = h, h = head_next(h)) {
         GC_CHECK(h != NULL && ((uintptr_t)h & (OM_ALIGNMENT - 1)) == 0 && ++n <= g->live[space],
                  "%s holds more than its %zu objects, a cycle or a bad link after %p",
@@ -1281,7 +1282,10 @@ static size_t gc_check_list(const gc_state *g, unsigned space)
                  (const void *)prev);
         GC_CHECK(head_space(h) == space, "%s: object %p is marked as in space %u",
                  space_names[space], (const void *)o, head_space(h));
-        GC_CHECK(o->ob_refcnt > 0 && o->ob_type != NULL && omi_type_is_gc(o->ob_type),
+        /* Inside om_dealloc's loop, objects waiting to be released are
+         * still tracked with their count words holding the loop's links. */
+        GC_CHECK((o->ob_refcnt > 0 || releasing) && o->ob_type != NULL &&
+                 omi_type_is_gc(o->ob_type),
                  "%s: object %p is dead or not of a GC type (count %ld)", space_names[space],
                  (const void *)o, (long)o->ob_refcnt);
         bool is_pending = (h->next & OMI_GC_PENDING) != 0;
