@@ -17,7 +17,10 @@
  *       then R rounds that each replace a random pair by a new one (the old
  *       one becomes cyclic garbage); the longest round is the longest pause
  *       the program sees. objmem default, objmem incremental (budget B µs),
- *       CPython. Also the objects alive at the end against the live ones.
+ *       CPython. Also the objects alive at the end against the live ones,
+ *       and for objmem the longest collector time in one round in thread
+ *       CPU time (gc callbacks): on a shared machine a round's wall time
+ *       also counts the time the process waited for a CPU.
  *
  * CPython runs in a python3 child process (the script is in this file), so
  * that the two heaps never share a process; each figure is the median of
@@ -241,9 +244,32 @@ static void om_row_c(int depth, int reps, double *share, double *seconds, double
     *full = bench_median(f, reps);
 }
 
+static uint64_t cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Row (d)'s collector time in the current round, thread CPU time. */
+typedef struct round_clock {
+    uint64_t started;       /* at the last START */
+    uint64_t in_round;      /* collector CPU time since the round began */
+} round_clock;
+
+static void round_cb(om_gc_phase phase, const om_gc_info *info, void *user)
+{
+    (void)info;
+    round_clock *c = user;
+    if (phase == OM_GC_PHASE_START)
+        c->started = cpu_ns();
+    else
+        c->in_round += cpu_ns() - c->started;
+}
+
 /* Row (d): longest round of the churn on a big heap. */
 static void om_row_d(size_t n, size_t rounds, long budget_us, double *longest_ms,
-                     double *mean_us, double *garbage_ratio)
+                     double *mean_us, double *garbage_ratio, double *longest_cpu_ms)
 {
     om_option_set(OM_OPTION_GC_INCREMENTAL_BUDGET_US, budget_us);
     size_t pairs = n / 2;
@@ -261,6 +287,9 @@ static void om_row_d(size_t n, size_t rounds, long budget_us, double *longest_ms
         om_decref(OM_OBJ(x));
     }
     om_gc_collect(2);
+    round_clock rc = {0, 0};
+    uint64_t longest_cpu = 0;
+    om_gc_callback_add(round_cb, &rc);
     uint64_t rng = SEED, longest = 0, t_all = now_ns();
     for (size_t r = 0; r < rounds; r++) {
         uint64_t t = now_ns();
@@ -274,8 +303,12 @@ static void om_row_d(size_t n, size_t rounds, long budget_us, double *longest_ms
         om_decref(OM_OBJ(x));
         t = now_ns() - t;
         longest = t > longest ? t : longest;
+        longest_cpu = rc.in_round > longest_cpu ? rc.in_round : longest_cpu;
+        rc.in_round = 0;
     }
     t_all = now_ns() - t_all;
+    om_gc_callback_remove(round_cb, &rc);
+    *longest_cpu_ms = (double)longest_cpu / 1e6;
     om_object *all = om_gc_get_objects(-1);
     *garbage_ratio = (double)om_list_size(all) / (double)(2 * pairs + nchunks);
     om_decref(all);
@@ -445,15 +478,15 @@ static void row_d(const options *o)
 {
     printf("\n(d) churn on a heap of %zu tracked objects (%zu live two-cycles), %zu rounds "
            "each replacing one: longest round = longest pause\n", o->n, o->n / 2, o->rounds);
-    printf("    %-22s %12s %14s %16s\n", "", "longest ms", "mean us/round",
-           "tracked / live");
-    double l, m, g, py[3] = {0};
-    om_row_d(o->n, o->rounds, 0, &l, &m, &g);
-    printf("    %-22s %12.2f %14.3f %16.2f\n", "objmem default", l, m, g);
-    om_row_d(o->n, o->rounds, o->budget_us, &l, &m, &g);
+    printf("    %-22s %12s %14s %16s %16s\n", "", "longest ms", "mean us/round",
+           "tracked / live", "gc cpu ms/round");
+    double l, m, g, c, py[3] = {0};
+    om_row_d(o->n, o->rounds, 0, &l, &m, &g, &c);
+    printf("    %-22s %12.2f %14.3f %16.2f %16.2f\n", "objmem default", l, m, g, c);
+    om_row_d(o->n, o->rounds, o->budget_us, &l, &m, &g, &c);
     char label[64];
     snprintf(label, sizeof label, "objmem incr %ld us", o->budget_us);
-    printf("    %-22s %12.2f %14.3f %16.2f\n", label, l, m, g);
+    printf("    %-22s %12.2f %14.3f %16.2f %16.2f\n", label, l, m, g, c);
     om_gc_incremental_stats is;
     om_gc_get_incremental_stats(&is);
     printf("    (incremental: %zu steps, %zu sweeps, %zu fallbacks, longest step %.2f ms, "

@@ -6,6 +6,7 @@
  * collect-and-retry on out-of-memory, and incremental mode on a big heap.
  * Every test leaves the heap as it found it (tu_live_bytes).
  */
+#include <limits.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -354,10 +355,22 @@ static void test_collect_inside_finalizer(void)
 
 /* ---- Thresholds, counts, the pending rule ------------------------------------------ */
 
+/* A self-referencing list that nobody holds: one tracked allocation that
+ * only a collection frees. */
+static void drop_self_cycle(void)
+{
+    om_object *l = om_list_new(0);
+    CHECK(l != NULL && om_list_append(l, l) == 0);
+    om_decref(l);
+}
+
+/* The documented counts while collections find garbage (every collection
+ * below finds a self-cycle, so the effective threshold 0 stays threshold 0:
+ * test_young_pacing covers the collections that find nothing). */
 static void test_thresholds(void)
 {
     size_t base = tu_live_bytes();
-    long t0, t1, t2;
+    long t0, t1, t2, e0;
     om_gc_get_threshold(&t0, &t1, &t2);
     CHECK(t0 == 700 && t1 == 10 && t2 == 10);
     CHECK(om_gc_set_threshold(-1, 1, 1) == -1 && om_last_error() == OM_EINVAL);
@@ -368,9 +381,10 @@ static void test_thresholds(void)
     CHECK(c0 == 0 && c1 == 0 && c2 == 0);
     om_gc_stats s0[3], s1[3];
     om_gc_get_stats(s0);
-    om_object *keep[44];
-    for (int i = 0; i < 10; i++)
+    om_object *keep[44] = {NULL};
+    for (int i = 0; i < 9; i++)
         keep[i] = om_list_new(0);
+    drop_self_cycle();                              /* the 10th */
     om_gc_get_count(&c0, &c1, &c2);
     CHECK(c0 == 10);
     om_gc_get_stats(s1);
@@ -380,12 +394,20 @@ static void test_thresholds(void)
     CHECK(s1[0].collections == s0[0].collections + 1);
     om_gc_get_count(&c0, &c1, &c2);
     CHECK(c0 == 0 && c1 == 1);
-    for (int i = 11; i < 43; i++)                   /* two more gen-0 collections */
-        keep[i] = om_list_new(0);
+    om_gc_get_effective_threshold(&e0, &t1, &t2);
+    CHECK(e0 == 10 && t1 == 2 && t2 == 2);
+    for (int i = 11; i < 43; i++) {                 /* two more gen-0 collections */
+        if (i == 12 || i == 23)
+            drop_self_cycle();
+        else
+            keep[i] = om_list_new(0);
+    }
     om_gc_get_stats(s1);
     CHECK(s1[0].collections == s0[0].collections + 3 && s1[1].collections == s0[1].collections);
     om_gc_get_count(&c0, &c1, &c2);
     CHECK(c0 == 10 && c1 == 3);
+    om_gc_get_effective_threshold(&e0, NULL, NULL);
+    CHECK(e0 == 10);
     keep[43] = om_list_new(0);                      /* count 1 is past 2: generation 1 */
     om_gc_get_stats(s1);
     CHECK(s1[1].collections == s0[1].collections + 1);
@@ -411,7 +433,7 @@ static void test_thresholds(void)
     for (int i = 0; i < 50; i++)
         om_decref(more[i]);
     for (int i = 2; i < 44; i++)
-        om_decref(keep[i]);
+        om_xdecref(keep[i]);
     CHECK(om_gc_set_threshold(700, 10, 10) == 0);
     CHECK(om_gc_collect(3) == -1 && om_last_error() == OM_EINVAL);
     CHECK(om_gc_collect(-2) == -1);
@@ -419,9 +441,118 @@ static void test_thresholds(void)
     CHECK_EQ_SIZE(tu_live_bytes(), base);
 }
 
+static size_t tracked_objects(void)
+{
+    om_object *all = om_gc_get_objects(-1);
+    CHECK(all != NULL);
+    size_t n = (size_t)om_list_size(all);
+    om_decref(all);
+    return n;
+}
+
+static size_t automatic_collections(const om_gc_stats before[3])
+{
+    om_gc_stats now[3];
+    om_gc_get_stats(now);
+    size_t n = 0;
+    for (int g = 0; g < 3; g++)
+        n += now[g].collections - before[g].collections;
+    return n;
+}
+
+/* An acyclic phase of n tracked allocations (lists held by `held`): each
+ * change of the effective threshold 0 is a raise of at most 2×, to at most
+ * the tracked objects (and `cap`). Returns the automatic collections. */
+static size_t acyclic_phase(om_object *held, size_t n, long cap)
+{
+    om_gc_stats s0[3];
+    om_gc_get_stats(s0);
+    long previous, e0;
+    om_gc_get_effective_threshold(&previous, NULL, NULL);
+    for (size_t i = 0; i < n; i++) {
+        om_object *leaf = om_list_new(0);
+        CHECK(leaf != NULL && om_list_append(held, leaf) == 0);
+        om_decref(leaf);
+        om_gc_get_effective_threshold(&e0, NULL, NULL);
+        if (e0 == previous)
+            continue;
+        CHECK(e0 > previous && e0 <= 2 * previous);
+        CHECK((size_t)e0 <= tracked_objects() + 1 && e0 <= cap);
+        previous = e0;
+    }
+    return automatic_collections(s0);
+}
+
+/* Pacing of the young collections: automatic collections that find no
+ * garbage raise the effective threshold 0 (test_thresholds: ones that do
+ * keep it); a garbage cycle made after a long acyclic phase is still freed
+ * within effective-threshold-0 tracked allocations, and that brings the
+ * effective threshold back to threshold 0; om_gc_set_threshold does too;
+ * in incremental mode it stays within a step's object limit. */
+static void test_young_pacing(void)
+{
+    size_t base = tu_live_bytes();
+    CHECK(om_gc_set_threshold(100, 10, 10) == 0);
+    om_gc_collect(2);
+    long e0, t0;
+    om_gc_get_effective_threshold(&e0, NULL, NULL);
+    CHECK(e0 == 100);
+    om_object *held = om_list_new(0);
+    size_t n = 50000;
+    size_t collections = acyclic_phase(held, n, LONG_MAX);
+    om_gc_get_effective_threshold(&e0, NULL, NULL);
+    om_gc_get_threshold(&t0, NULL, NULL);
+    printf("young pacing: %zu automatic collections for %zu acyclic allocations "
+           "(threshold 0 = 100: %zu), effective threshold 0 now %ld\n", collections, n,
+           n / 101, e0);
+    CHECK(t0 == 100);                          /* the configured one is untouched */
+    CHECK(e0 >= 16 * 100);
+    CHECK(collections <= 2 * 10);              /* doubling: ~log2(n / 100) of them */
+    /* a garbage cycle now: freed before effective-threshold-0 more allocations */
+    destroyed = 0;
+    long c0;
+    om_gc_get_count(&c0, NULL, NULL);
+    long bound = e0 - c0;
+    make_garbage_pair(new_node(node_type, -1), new_node(node_type, -1));
+    long allocations = 0;
+    while (destroyed < 2 && allocations <= bound) {
+        om_object *leaf = om_list_new(0);
+        CHECK(om_list_append(held, leaf) == 0);
+        om_decref(leaf);
+        allocations++;
+    }
+    printf("young pacing: a garbage pair freed after %ld allocations (bound %ld)\n",
+           allocations, bound);
+    CHECK(destroyed == 2 && allocations <= bound);
+    om_gc_get_effective_threshold(&e0, NULL, NULL);
+    CHECK(e0 == 100);                          /* garbage found: back to threshold 0 */
+    /* om_gc_set_threshold resets it */
+    acyclic_phase(held, 5000, LONG_MAX);
+    om_gc_get_effective_threshold(&e0, NULL, NULL);
+    CHECK(e0 > 100);
+    CHECK(om_gc_set_threshold(200, 10, 10) == 0);
+    om_gc_get_effective_threshold(&e0, NULL, NULL);
+    CHECK(e0 == 200);
+    /* incremental mode: never above a step's object limit */
+    CHECK(om_option_set(OM_OPTION_GC_INCREMENTAL_BUDGET_US, 100) == 0);
+    om_gc_collect_step();                      /* sets step_object_limit */
+    om_gc_incremental_stats is;
+    om_gc_get_incremental_stats(&is);
+    acyclic_phase(held, 20000, (long)is.step_object_limit);
+    om_gc_get_effective_threshold(&e0, NULL, NULL);
+    CHECK(e0 > 200 && (size_t)e0 <= is.step_object_limit);
+    CHECK(om_option_set(OM_OPTION_GC_INCREMENTAL_BUDGET_US, 0) == 0);
+    om_decref(held);
+    CHECK(om_gc_set_threshold(700, 10, 10) == 0);
+    om_gc_collect(2);
+    CHECK_EQ_SIZE(tu_live_bytes(), base);
+}
+
 /* Trees that are promoted into generation 2 and then die by refcount. With
  * CPython's rule each batch counts as pending until a full collection runs;
- * here dead ones do not count, so no full collection runs. */
+ * here dead ones do not count, so no full collection runs. 600 batches:
+ * kept alive, they outgrow what the paced young collections (see
+ * test_young_pacing) let pass between two of them several times. */
 static long full_collections_in_workload(bool keep_alive)
 {
     CHECK(om_gc_set_threshold(100, 2, 2) == 0);
@@ -437,7 +568,7 @@ static long full_collections_in_workload(bool keep_alive)
     }
     om_gc_collect(2);
     om_gc_get_stats(s0);
-    for (int round = 0; round < 60; round++) {
+    for (int round = 0; round < 600; round++) {
         om_object *batch = om_list_new(0);
         for (int i = 0; i < 400; i++) {
             om_object *leaf = om_list_new(0);
@@ -922,6 +1053,7 @@ int main(void)
     test_legacy_and_saveall();
     test_collect_inside_finalizer();
     test_thresholds();
+    test_young_pacing();
     test_pending_rule();
     test_pending_only_collection();
     test_freeze();

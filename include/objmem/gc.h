@@ -13,8 +13,13 @@
  *     generation 0; an object that survives a collection of generation g
  *     moves to g + 1 (generation 2 keeps its survivors).
  *   - Automatic collection (while enabled): when tracked allocations minus
- *     deallocations pass threshold 0 (default 700), generation 0 is
- *     collected; every threshold-1 (10) collections of generation 0, a
+ *     deallocations pass the effective threshold 0, generation 0 is
+ *     collected. The effective threshold 0 is threshold 0 (default 700)
+ *     until automatic collections find no garbage: each such collection
+ *     doubles it, up to the number of tracked objects (pacing); one that
+ *     finds garbage sets it back. Every threshold-1 (10) collections of
+ *     generation 0 (a collection of k × threshold 0 objects counting as
+ *     k; its survivors go straight to generation 2), a
  *     collection of generation 1; every threshold-2 (10) collections of
  *     generation 1, a generation-2 collection — but only when the objects
  *     that came into generation 2 since they were last examined and are
@@ -87,6 +92,14 @@ OM_API bool om_gc_is_enabled(void);
 OM_API int om_gc_set_threshold(long threshold0, long threshold1, long threshold2);
 /** The three thresholds; any pointer may be NULL. */
 OM_API void om_gc_get_threshold(long *threshold0, long *threshold1, long *threshold2);
+/** The thresholds automatic collection uses now: threshold 1 and 2 as set,
+ *  and the effective threshold 0, which is threshold 0 or, after automatic
+ *  collections that found no garbage, up to the number of tracked objects
+ *  (see "Pacing" above; in incremental mode also up to one step's object
+ *  limit). It returns to threshold 0 as soon as a collection finds garbage
+ *  and when om_gc_set_threshold is called. Any pointer may be NULL. */
+OM_API void om_gc_get_effective_threshold(long *threshold0, long *threshold1,
+                                          long *threshold2);
 
 /** The three counts the thresholds are compared with: tracked allocations
  *  minus deallocations since the last collection of generation 0;
