@@ -229,5 +229,30 @@ run trace-env-alone env -u OBJMEM_TRACEMALLOC OBJMEM_TRACE_OUTPUT="$work/alone.s
 expect_rc trace-env-alone 0
 if [ -e "$work/alone.snap" ]; then bad "OBJMEM_TRACE_OUTPUT without OBJMEM_TRACEMALLOC wrote a file"; else ok; fi
 
+# ---- report ------------------------------------------------------------------------
+expect_help report-help "$tool" report --help
+expect_usage_error report-no-html "$tool" report
+expect_in report-no-html err "--html FILE is required"
+expect_usage_error report-no-file "$tool" report --html
+expect_usage_error report-twice "$tool" report --html "$work/a.html" --html "$work/b.html"
+expect_usage_error report-flag "$tool" report --pdf "$work/a.html"
+run report "$tool" report --html "$work/report.html"
+expect_rc report 0
+expect_in report out "^wrote .*report.html$"
+expect_in report html "<svg"
+expect_in report html "Top allocation sites"
+# The workload's buffers were traced: their site is on the page.
+expect_in report html "workload_buffers"
+run report-unwritable "$tool" report --html "$work/no-such-dir/heap.html"
+expect_rc report-unwritable 1
+expect_in report-unwritable err "om_write_report\(.*no-such-dir/heap.html.*\) failed: error [0-9]+: .*cannot open"
+if [ -e "$work/no-such-dir/heap.html" ]; then bad "report-unwritable wrote a file"; else ok; fi
+if [ "$build" = plain ]; then
+  run report-oom bash -c 'ulimit -v 20000 && exec "$0" report --html "$1"' "$tool" "$work/oom.html"
+  expect_rc report-oom 1
+  expect_in report-oom err "^objmem report: .* failed: error [0-9]+: "
+  if [ -e "$work/oom.html" ]; then bad "report-oom wrote a file"; else ok; fi
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

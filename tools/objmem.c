@@ -36,6 +36,8 @@ static const tool_command commands[] = {
      bench_usage},
     {"trace", "run a program with tracing: top allocation sites, leaks at exit", cmd_trace,
      trace_usage},
+    {"report", "write the HTML heap report of a workload (om_write_report)", cmd_report,
+     report_usage},
     {"help", "show this help, or `objmem help <command>` for one command", cmd_help,
      help_usage},
 };

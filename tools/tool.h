@@ -9,7 +9,7 @@
  *   cmd_stats.c  `objmem stats`  heap tables of a workload or a JSON snapshot
  *   cmd_bench.c  `objmem bench`  the allocator benchmark against its peers
  *   cmd_trace.c  `objmem trace`  a program's top allocation sites and leaks
- *   cmd_report.c `objmem report` the HTML heap report
+ *   cmd_report.c `objmem report` the HTML heap report (om_write_report)
  *
  * Every subcommand is `int cmd_<name>(int argc, char **argv)` with argv[0]
  * the subcommand's name, and `void <name>_usage(FILE *out)`. Exit status,
