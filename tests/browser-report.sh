@@ -12,11 +12,13 @@
 #      expected elements must be there: arena rows with pool cells,
 #      histogram bars, pause marks, the allocation-site table;
 #   3. chromium --screenshot: the PNG, decoded with python3's zlib, must not
-#      be blank: enough non-white pixels, many distinct colours, the
-#      variance of a drawn page;
+#      be blank: enough non-white pixels, enough saturated ones (the SVG's
+#      colours, which text alone does not give), many distinct colours,
+#      the variance of a drawn page;
 #   4. the checks must be able to fail: a copy of the page with a script
-#      error must be seen as having one, and a screenshot of an empty page
-#      must be judged blank.
+#      error must be seen as having one (in the DOM and in chromium's log),
+#      and screenshots of an empty page and of the page without its SVG
+#      drawings must be judged blank.
 #
 # Exit 0 = passed, 77 = SKIPPED (no chromium or no python3; CTest's
 # SKIP_RETURN_CODE, so it never passes silently), anything else = failed.
@@ -51,14 +53,15 @@ fail() {
 }
 
 # chromium FLAGS… URL: one headless run with a fresh profile; its log
-# (console messages included) goes to $work/log.
+# (console messages included) goes to $log.
+log="$work/log"
 run_chromium() {
   local profile
   profile=$(mktemp -d -p "$work")
   timeout 180 "$browser" --headless --no-sandbox --disable-gpu --disable-quic \
     --no-first-run --disable-background-networking --disable-component-update \
     --disable-sync --user-data-dir="$profile" --enable-logging=stderr --v=0 \
-    "$@" 2>>"$work/log"
+    "$@" 2>>"$log"
 }
 
 # check_png FILE: exit 0 when the PNG is a drawn page, 1 when blank.
@@ -113,7 +116,7 @@ def read_png(path):
 
 # Every second pixel of every second row is plenty to tell a drawn page.
 width, height, channels, rows = read_png(sys.argv[1])
-pixels = non_white = 0
+pixels = non_white = coloured = 0
 colours = set()
 total = total_sq = 0
 for line in rows[::2]:
@@ -125,12 +128,16 @@ for line in rows[::2]:
         total_sq += grey * grey
         if grey < 240:
             non_white += 1
+        if max(px) - min(px) >= 60:   # saturated: drawn in colour, not text
+            coloured += 1
         colours.add(px)
 mean = total / pixels
 variance = total_sq / pixels - mean * mean
-print("screenshot %dx%d: %.1f %% non-white pixels, %d distinct colours, grey variance %.0f"
-      % (width, height, 100.0 * non_white / pixels, len(colours), variance))
-drawn = non_white / pixels >= 0.02 and len(colours) >= 64 and variance >= 100
+print("screenshot %dx%d: %.1f %% non-white pixels, %.1f %% coloured, %d distinct colours, "
+      "grey variance %.0f" % (width, height, 100.0 * non_white / pixels,
+                              100.0 * coloured / pixels, len(colours), variance))
+drawn = (non_white / pixels >= 0.02 and coloured / pixels >= 0.01 and len(colours) >= 64
+         and variance >= 100)
 sys.exit(0 if drawn else 1)
 PY
 }
@@ -153,7 +160,7 @@ echo "report: $(wc -c <"$page") bytes"
 
 # ---- 2. The DOM the browser built ----------------------------------------------
 
-: >"$work/log"
+: >"$log"
 if ! run_chromium --dump-dom "file://$page" >"$work/dom.html"; then
   cat "$work/log"
   fail "chromium --dump-dom failed"
@@ -162,8 +169,8 @@ dom="$work/dom.html"
 grep -q 'data-ready="1"' "$dom" || fail "the page's script did not run to its end"
 grep -q 'id="script-errors" data-count="0"></pre>' "$dom" ||
   fail "script errors: $(grep -o 'id="script-errors"[^<]*' "$dom")"
-if grep -q 'Uncaught' "$work/log"; then
-  grep 'Uncaught' "$work/log"
+if grep -q 'Uncaught' "$log"; then
+  grep 'Uncaught' "$log"
   fail "chromium logged an uncaught script error"
 fi
 grep -q 'data-result="ok"' "$dom" ||
@@ -194,9 +201,13 @@ fi
 
 broken="$work/broken.html"
 sed 's|</body>|<script>reportUndefinedFunction();</script></body>|' "$page" >"$broken"
+log="$work/broken.log"
 run_chromium --dump-dom "file://$broken" >"$work/broken-dom.html"
 grep -q 'id="script-errors" data-count="1">' "$work/broken-dom.html" ||
-  fail "a script error in the page was not recorded"
+  fail "a script error in the page was not recorded in the DOM"
+grep -q 'Uncaught' "$log" || fail "a script error in the page was not in chromium's log"
+cat "$log" >>"$work/log"
+log="$work/log"
 
 printf '<!DOCTYPE html>\n<html><body></body></html>\n' >"$work/empty.html"
 if run_chromium --screenshot="$work/empty.png" --window-size=1200,1600 "file://$work/empty.html" >/dev/null &&
@@ -206,6 +217,19 @@ if run_chromium --screenshot="$work/empty.png" --window-size=1200,1600 "file://$
   fi
 else
   fail "chromium --screenshot of the empty page failed"
+fi
+
+# The report's text without its drawings (every <svg> removed) is not a
+# drawn page either.
+python3 -c 'import re, sys; sys.stdout.write(re.sub(r"<svg.*?</svg>", "", open(sys.argv[1]).read(), flags=re.S))' \
+  "$page" >"$work/text-only.html"
+if run_chromium --screenshot="$work/text-only.png" --window-size=1200,1600 "file://$work/text-only.html" >/dev/null &&
+   [ -s "$work/text-only.png" ]; then
+  if check_png "$work/text-only.png"; then
+    fail "the page without its SVG drawings was judged drawn"
+  fi
+else
+  fail "chromium --screenshot of the text-only page failed"
 fi
 
 if [ "$failures" -ne 0 ]; then
