@@ -443,6 +443,8 @@ static void section_arena_map(report *r)
         LABEL_WIDTH + (int)OMI_POOLS_USABLE * CELL, medium * 16 + 1);
     omi_medium_for_each_arena(r->heap, medium_row, r);
     out(r, "</svg>\n");
+    if (r->medium_rows == 0)
+        out(r, "<p class=\"note\">No medium arena is mapped.</p>\n");
     if (s->medium_arenas_current > r->medium_rows)
         out(r, "<p class=\"note\">%zu more medium arenas are not drawn.</p>\n",
             s->medium_arenas_current - r->medium_rows);
@@ -472,10 +474,14 @@ static void histogram_chart(report *r, const char *id, const char *title, bool b
             max = v;
     }
     int width = 60 + (int)OMI_CLASS_COUNT * HIST_COLUMN;
-    out(r, "<div class=\"chart\"><p>%s (largest: %zu%s)</p><svg id=\"%s\" width=\"%d\" "
+    char largest[48];
+    if (bytes)
+        snprintf(largest, sizeof largest, "%s", fmt_bytes(max).text);
+    else
+        snprintf(largest, sizeof largest, "%zu blocks", max);
+    out(r, "<div class=\"chart\"><p>%s (largest: %s)</p><svg id=\"%s\" width=\"%d\" "
            "height=\"%d\" role=\"img\" aria-label=\"%s\">\n",
-        title, max, bytes ? " B" : " blocks", id, width, HIST_HEIGHT + 30,
-        title);
+        title, largest, id, width, HIST_HEIGHT + 30, title);
     out(r, "<line x1=\"58\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#999\"></line>\n",
         HIST_HEIGHT, width, HIST_HEIGHT);
     for (size_t c = 0; c < OMI_CLASS_COUNT; c++) {
