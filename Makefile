@@ -46,7 +46,7 @@ test-asan:
 # halt_on_error makes any report fail the test). test-trace is left out: its
 # RAW tracing reads in front of blocks, which TSan's allocator leaves unmapped
 # (it crashes there, before and after runtimes).
-TSAN_TESTS = test-gil test-runtime test-object test-heap test-domain
+TSAN_TESTS = test-gil test-runtime test-object test-heap test-domain test-thread-rules
 empty :=
 space := $(empty) $(empty)
 

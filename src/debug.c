@@ -45,11 +45,22 @@
  * one allocated before the hooks) is recognised as the start of an objmem
  * block, which a debug block's user pointer never is, and passes through.
  *
- * Each domain has its own live list and quarantine; the RAW domain is
- * thread-safe, so its are under a mutex (MEM and OBJ are serialised by
- * their users). Debug mode trades speed for detail; nothing here is on a
- * non-debug path: the one test outside this file is om_usable_size's look
- * at omi_debug_active.
+ * Lists: the RAW domain's live list and quarantine are global, under a
+ * mutex (RAW is used from any thread with no runtime). MEM and OBJ blocks
+ * lie in a runtime's heap, so their lists are per runtime (struct
+ * omi_debug_lists, hung off the runtime, made at its first hooked
+ * allocation, freed with it), serialised by its GIL: a freed block never
+ * waits in a quarantine that another runtime's thread evicts, and deleting
+ * a runtime leaves no list naming its memory. A MEM or OBJ block freed on
+ * a thread of another runtime is reported ("block of another runtime").
+ *
+ * Thread rules (below, "Thread rules"): with the hooks on, MEM and OBJ
+ * calls, reference changes and container stores check the calling
+ * thread's GIL and the runtime of the objects they touch.
+ *
+ * Debug mode trades speed for detail; nothing here is on a non-debug path
+ * but the out-of-line checks' one load of omi_debug_active (om_usable_size,
+ * om_dealloc, the stores of list, tuple and dict).
  *
  * OBJMEM_MALLOC=debug installs the hooks at load time; =malloc routes MEM
  * and OBJ to the system allocator (so valgrind sees every block);
@@ -99,19 +110,32 @@ typedef struct quarantined {
     size_t size;                     /* == block->size when it was freed */
 } quarantined;
 
-/* Per domain: its inner allocator, its live blocks and its quarantine.
- * Only the RAW domain is used from several threads, so only its state is
- * locked; MEM and OBJ are serialised by their users (later, the GIL). */
+/* The live blocks and the quarantine of one domain in one runtime (or of
+ * the RAW domain, which has no runtime). */
+typedef struct debug_lists {
+    debug_header *live;              /* every live block */
+    quarantined quarantine[QUARANTINE_COUNT]; /* FIFO ring of freed blocks */
+    size_t quarantine_head;          /* next slot to fill (oldest when full) */
+    size_t quarantine_count;
+} debug_lists;
+
+/* A runtime's lists for MEM and OBJ: made (RAW) at the runtime's first
+ * allocation through the hooks, hung off the runtime, freed with it. The
+ * blocks they list lie in the runtime's heap and die with it, so no list
+ * ever names another runtime's memory; the runtime's GIL serialises them. */
+struct omi_debug_lists {
+    debug_lists domain[2];           /* [OM_DOMAIN_MEM - 1], [OM_DOMAIN_OBJ - 1] */
+};
+
+/* Per domain: its inner allocator; for RAW its lists too, under `lock`
+ * (RAW is used from any thread). */
 typedef struct debug_domain {
     om_allocator inner;              /* what the hooks forward to */
     om_domain domain;
     bool inner_is_heap;              /* inner is the default heap's allocator */
     bool locked;                     /* take `lock` around the lists (RAW) */
     pthread_mutex_t lock;
-    debug_header *live;              /* every live block of the domain */
-    quarantined quarantine[QUARANTINE_COUNT]; /* FIFO ring of freed blocks */
-    size_t quarantine_head;          /* next slot to fill (oldest when full) */
-    size_t quarantine_count;
+    debug_lists raw_lists;           /* RAW's lists (MEM and OBJ: per runtime) */
 } debug_domain;
 
 static debug_domain debug_domains[OM_DOMAIN_COUNT] = {
@@ -304,6 +328,90 @@ static void debug_check_dead(const char *function, debug_header *h)
         report_dead(function, h, true);
 }
 
+/* ---- Thread rules ------------------------------------------------------------- */
+
+/* The runtime rules, checked while the hooks are on (CPython's
+ * _PyMem_DebugCheckGIL, extended to objects):
+ *   MEM and OBJ calls      the calling thread holds its runtime's GIL, or
+ *                          is not attached yet (the call attaches it);
+ *   reference changes      the thread is attached and holds the GIL, and
+ *                          the object lies in its runtime's heap;
+ *   container stores       the container and the value both lie in the
+ *                          calling thread's runtime's heap.
+ * An object that objmem's memory does not hold (a static immortal such as
+ * om_none, or one from OBJMEM_MALLOC=malloc_debug's system allocator) has
+ * no runtime and passes. Each violation is one report naming the call. */
+
+static OMI_COLD _Noreturn void report_without_gil(const char *function)
+{
+    const om_thread *ts = omi_thread.thread;
+    omi_fatal("%s: called by a thread that does not hold its runtime's GIL\n"
+              "  %s\n"
+              "  (MEM, OBJ, object and reference-count calls need the GIL of the calling\n"
+              "  thread's runtime: om_attach, or om_restore_thread / OM_END_ALLOW_THREADS)",
+              function,
+              ts == NULL ? "the thread is not attached to any runtime"
+                         : "the thread is attached but released the GIL (om_save_thread)");
+}
+
+static OMI_COLD _Noreturn void report_foreign(const char *function, const om_object *o,
+                                              const char *what, const om_heap *owner)
+{
+    omi_fatal("%s: %s, a '%s' object at %p, belongs to another runtime\n"
+              "  its heap is %p, the calling thread's runtime's heap is %p\n"
+              "  (objects must not cross runtimes: each runtime frees its own with its heap)",
+              function, what, o->ob_type->name, (const void *)o, (const void *)owner,
+              (const void *)omi_thread.heap);
+}
+
+static void check_gil_held(const char *function)
+{
+    const om_thread *ts = omi_thread.thread;
+    if (ts == NULL || !ts->holds_gil)
+        report_without_gil(function);
+}
+
+/* o lies in the current runtime's heap, or in no heap of objmem's. */
+static void check_object_home(const om_object *o, const char *what, const char *function)
+{
+    om_heap *owner = omi_heap_of(o);
+    if (owner != NULL && owner != omi_thread.heap)
+        report_foreign(function, o, what, owner);
+}
+
+void omi_debug_check_gil_slow(const char *function)
+{
+    if (omi_thread.runtime != NULL)
+        check_gil_held(function);
+}
+
+void omi_debug_check_object_slow(const om_object *o, const char *function)
+{
+    check_gil_held(function);
+    check_object_home(o, "the object", function);
+}
+
+void omi_debug_check_store_slow(const om_object *container, const om_object *value,
+                                const char *function)
+{
+    check_gil_held(function);
+    check_object_home(container, "the container", function);
+    check_object_home(value, "the object stored", function);
+}
+
+void om_debug_check_refchange(const om_object *o, const char *function)
+{
+    if (omi_unlikely(omi_debug_active))
+        omi_debug_check_object_slow(o, function);
+}
+
+/* MEM and OBJ calls need the GIL (RAW calls do not). */
+static inline void debug_check_domain_gil(const debug_domain *d, const char *function)
+{
+    if (d->domain != OM_DOMAIN_RAW)
+        omi_debug_check_gil_slow(function);
+}
+
 /* ---- Blocks --------------------------------------------------------------------- */
 
 /* The header of p, after checking that p is a block the hooks handed out;
@@ -326,33 +434,86 @@ static debug_header *debug_header_checked(const char *function, const void *p,
     return h;
 }
 
-static inline void live_link(debug_domain *d, debug_header *h)
+/* The lists of domain d for the calling thread: RAW's, or those of the
+ * thread's runtime (attaching it first: the first-call rule), made now if
+ * it has none yet. NULL with OM_ENOMEM when they cannot be made. */
+static debug_lists *debug_lists_of(debug_domain *d)
 {
-    h->prev = NULL;
-    h->next = d->live;
-    if (h->next != NULL)
-        h->next->prev = h;
-    d->live = h;
+    if (d->domain == OM_DOMAIN_RAW)
+        return &d->raw_lists;
+    struct omi_debug_lists **slot = omi_runtime_debug_lists(omi_bound()->runtime);
+    if (omi_unlikely(*slot == NULL) && (*slot = om_raw_calloc(1, sizeof **slot)) == NULL)
+        return NULL;
+    return &(*slot)->domain[d->domain - 1];
 }
 
-static inline void live_unlink(debug_domain *d, debug_header *h)
+/* The lists that hold block h, found by a free or a realloc: those of the
+ * calling thread's runtime, which made h (debug_validate checked that h
+ * lies in its heap). A runtime that never allocated through the hooks
+ * holds no debug block: h came from another runtime's system allocator. */
+static debug_lists *debug_lists_holding(debug_domain *d, const char *function,
+                                        debug_header *h)
+{
+    if (d->domain == OM_DOMAIN_RAW)
+        return &d->raw_lists;
+    struct omi_debug_lists *lists = *omi_runtime_debug_lists(omi_bound()->runtime);
+    if (lists == NULL)
+        debug_report(function, h, "block of another runtime", "the calling thread's "
+                     "runtime never allocated it: free it where it was allocated", NULL);
+    return &lists->domain[d->domain - 1];
+}
+
+void omi_debug_lists_release(struct omi_debug_lists *lists)
+{
+    om_raw_free(lists);
+}
+
+static inline void live_link(debug_lists *l, debug_header *h)
+{
+    h->prev = NULL;
+    h->next = l->live;
+    if (h->next != NULL)
+        h->next->prev = h;
+    l->live = h;
+}
+
+static inline void live_unlink(debug_lists *l, debug_header *h)
 {
     if (h->prev != NULL)
         h->prev->next = h->next;
     else
-        d->live = h->next;
+        l->live = h->next;
     if (h->next != NULL)
         h->next->prev = h->prev;
 }
 
-static void *debug_malloc(void *ctx, size_t size)
+static const char *malloc_name(om_domain domain)
 {
-    debug_domain *d = ctx;
+    static const char *const names[OM_DOMAIN_COUNT] = {"om_raw_malloc", "om_mem_malloc",
+                                                       "om_obj_malloc"};
+    return names[domain];
+}
+
+static const char *calloc_name(om_domain domain)
+{
+    static const char *const names[OM_DOMAIN_COUNT] = {"om_raw_calloc", "om_mem_calloc",
+                                                       "om_obj_calloc"};
+    return names[domain];
+}
+
+/* A new debug block of size bytes (the callers checked the thread rule). */
+static void *debug_new_block(debug_domain *d, size_t size)
+{
     if (size > PTRDIFF_MAX - PREFIX_SIZE - GUARD_SIZE)
         return omi_out_of_memory(size);
     debug_header *h = d->inner.malloc(d->inner.ctx, PREFIX_SIZE + size + GUARD_SIZE);
     if (h == NULL)
         return NULL;
+    debug_lists *lists = debug_lists_of(d);
+    if (lists == NULL) {
+        d->inner.free(d->inner.ctx, h);
+        return NULL;
+    }
     /* The serial first: a locked add waits for earlier stores to drain,
      * and after the fills below there would be hundreds of bytes of them. */
     h->serial = atomic_fetch_add(&debug_serial, 1) + 1;
@@ -365,17 +526,26 @@ static void *debug_malloc(void *ctx, size_t size)
     memset(user, CLEAN_BYTE, size);
     memset(user + size, GUARD_BYTE, GUARD_SIZE);
     debug_lock(d);
-    live_link(d, h);
+    live_link(lists, h);
     debug_unlock(d);
     return user;
 }
 
+static void *debug_malloc(void *ctx, size_t size)
+{
+    debug_domain *d = ctx;
+    debug_check_domain_gil(d, malloc_name(d->domain));
+    return debug_new_block(d, size);
+}
+
 static void *debug_calloc(void *ctx, size_t count, size_t size)
 {
+    debug_domain *d = ctx;
+    debug_check_domain_gil(d, calloc_name(d->domain));
     size_t total;
     if (!omi_mul_size(count, size, &total))
         return omi_calloc_overflow(count, size);
-    void *p = debug_malloc(ctx, total);
+    void *p = debug_new_block(d, total);
     if (p != NULL)
         memset(p, 0, total);
     return p;
@@ -434,17 +604,21 @@ static inline void debug_validate(const char *function, const debug_domain *d, d
                  domain_names[h->domain % OM_DOMAIN_COUNT], domain_names[d->domain]);
         debug_report(function, h, error, NULL, NULL);
     }
+    if (d->domain != OM_DOMAIN_RAW && d->inner_is_heap && omi_heap_of(h) != omi_current_heap())
+        debug_report(function, h, "block of another runtime",
+                     "it lies in another runtime's heap: free it on a thread attached to "
+                     "that runtime", NULL);
     debug_check_guards(function, h);
 }
 
 /* Gives the oldest quarantined block back to the inner allocator, after
  * checking that nothing wrote to it. Called with the domain locked. */
-static inline void quarantine_evict_oldest(debug_domain *d)
+static inline void quarantine_evict_oldest(debug_domain *d, debug_lists *l)
 {
-    size_t oldest = (d->quarantine_head + QUARANTINE_COUNT - d->quarantine_count) %
+    size_t oldest = (l->quarantine_head + QUARANTINE_COUNT - l->quarantine_count) %
                     QUARANTINE_COUNT;
-    debug_header *h = d->quarantine[oldest].block;
-    d->quarantine_count--;
+    debug_header *h = l->quarantine[oldest].block;
+    l->quarantine_count--;
     if (omi_unlikely(!dead_ends_intact(h) || !guards_intact(h)))
         report_dead("the debug hooks' quarantine", h, false);
     h->cookie = 0;
@@ -458,15 +632,15 @@ static inline void quarantine_evict_oldest(debug_domain *d)
  * Called with the domain locked. (The prefetches are written here, not in
  * a function of their own, which the compiler finds free of effects and
  * drops.) */
-static inline void quarantine_push(debug_domain *d, debug_header *h)
+static inline void quarantine_push(debug_domain *d, debug_lists *l, debug_header *h)
 {
-    if (d->quarantine_count == QUARANTINE_COUNT)
-        quarantine_evict_oldest(d);
-    d->quarantine[d->quarantine_head] = (quarantined){h, h->size};
-    d->quarantine_head = (d->quarantine_head + 1) % QUARANTINE_COUNT;
-    d->quarantine_count++;
-    if (d->quarantine_count == QUARANTINE_COUNT) {
-        const quarantined *next = &d->quarantine[(d->quarantine_head + QUARANTINE_PREFETCH - 1) %
+    if (l->quarantine_count == QUARANTINE_COUNT)
+        quarantine_evict_oldest(d, l);
+    l->quarantine[l->quarantine_head] = (quarantined){h, h->size};
+    l->quarantine_head = (l->quarantine_head + 1) % QUARANTINE_COUNT;
+    l->quarantine_count++;
+    if (l->quarantine_count == QUARANTINE_COUNT) {
+        const quarantined *next = &l->quarantine[(l->quarantine_head + QUARANTINE_PREFETCH - 1) %
                                                  QUARANTINE_COUNT];
         const unsigned char *user = user_of(next->block);
         __builtin_prefetch(next->block);
@@ -477,13 +651,14 @@ static inline void quarantine_push(debug_domain *d, debug_header *h)
     }
 }
 
-static inline void debug_free_checked(debug_domain *d, debug_header *h)
+static inline void debug_free_checked(debug_domain *d, const char *function, debug_header *h)
 {
+    debug_lists *lists = debug_lists_holding(d, function, h);
     memset(user_of(h), DEAD_BYTE, h->size);
     debug_lock(d);
     h->state = STATE_FREED;
-    live_unlink(d, h);
-    quarantine_push(d, h);
+    live_unlink(lists, h);
+    quarantine_push(d, lists, h);
     debug_unlock(d);
 }
 
@@ -506,30 +681,32 @@ static void debug_free(void *ctx, void *p)
     if (p == NULL)
         return;
     const char *function = free_name(d->domain);
+    debug_check_domain_gil(d, function);
     debug_header *h = debug_lookup(function, d, p);
     if (h == NULL) {
         d->inner.free(d->inner.ctx, p);
         return;
     }
     debug_validate(function, d, h, "double free");
-    debug_free_checked(d, h);
+    debug_free_checked(d, function, h);
 }
 
 static void *debug_realloc(void *ctx, void *p, size_t size)
 {
     debug_domain *d = ctx;
-    if (p == NULL)
-        return debug_malloc(ctx, size);
     const char *function = realloc_name(d->domain);
+    debug_check_domain_gil(d, function);
+    if (p == NULL)
+        return debug_new_block(d, size);
     debug_header *h = debug_lookup(function, d, p);
     if (h == NULL)
         return d->inner.realloc(d->inner.ctx, p, size);
     debug_validate(function, d, h, "realloc of a freed block");
-    void *moved = debug_malloc(ctx, size);
+    void *moved = debug_new_block(d, size);
     if (moved == NULL)
         return NULL;
     memcpy(moved, p, h->size < size ? h->size : size);
-    debug_free_checked(d, h);
+    debug_free_checked(d, function, h);
     return moved;
 }
 
@@ -562,18 +739,29 @@ size_t omi_debug_usable_size(const void *p)
     return h->size;
 }
 
-void omi_debug_check(void)
+static void debug_check_lists(const debug_lists *l)
 {
-    for (int i = 0; i < OM_DOMAIN_COUNT; i++) {
-        debug_domain *d = &debug_domains[i];
-        debug_lock(d);
-        for (debug_header *h = d->live; h != NULL; h = h->next)
-            debug_check_guards("om_heap_check", h);
-        for (size_t k = 0; k < d->quarantine_count; k++) {
-            size_t slot = (d->quarantine_head + QUARANTINE_COUNT - 1 - k) % QUARANTINE_COUNT;
-            debug_check_dead("om_heap_check", d->quarantine[slot].block);
-        }
-        debug_unlock(d);
+    for (debug_header *h = l->live; h != NULL; h = h->next)
+        debug_check_guards("om_heap_check", h);
+    for (size_t k = 0; k < l->quarantine_count; k++) {
+        size_t slot = (l->quarantine_head + QUARANTINE_COUNT - 1 - k) % QUARANTINE_COUNT;
+        debug_check_dead("om_heap_check", l->quarantine[slot].block);
+    }
+}
+
+void omi_debug_check(const om_heap *h)
+{
+    if (h == om_heap_default()) {
+        debug_domain *raw = &debug_domains[OM_DOMAIN_RAW];
+        debug_lock(raw);
+        debug_check_lists(&raw->raw_lists);
+        debug_unlock(raw);
+    }
+    om_runtime *rt = omi_thread.runtime != NULL ? omi_thread.runtime : om_runtime_default();
+    struct omi_debug_lists *lists = *omi_runtime_debug_lists(rt);
+    if (om_runtime_heap(rt) == h && lists != NULL) {
+        debug_check_lists(&lists->domain[0]);
+        debug_check_lists(&lists->domain[1]);
     }
 }
 

@@ -50,9 +50,10 @@ om_heap *om_heap_default(void)
 
 om_heap *om_heap_new(void)
 {
-    om_heap *h = malloc(sizeof *h);
+    /* From the RAW domain, so that fault injection reaches it too. */
+    om_heap *h = om_raw_malloc(sizeof *h);
     if (h == NULL)
-        return omi_out_of_memory(sizeof *h);
+        return NULL;
     omi_pool_heap_init(h);
     return h;
 }
@@ -66,7 +67,15 @@ void om_heap_delete(om_heap *h)
     omi_pool_heap_release_all(h);
     omi_medium_heap_release_all(h);
     omi_large_heap_release_all(h);
-    free(h);
+    om_raw_free(h);
+}
+
+om_heap *omi_heap_of(const void *p)
+{
+    uintptr_t entry = omi_addrmap_lookup(p);
+    if (entry == 0)
+        return NULL;
+    return *(om_heap *const *)(entry & ~OMI_OWNER_KIND_MASK);
 }
 
 static om_heap *heap_or_default(om_heap *h)
@@ -295,8 +304,8 @@ int om_heap_check_heap(const om_heap *h)
     omi_pool_check(h);
     omi_medium_check(h);
     omi_large_check(h);
-    if (omi_debug_active && h == &omi_default_heap)
-        omi_debug_check();
+    if (omi_debug_active)
+        omi_debug_check(h);
     /* The collector of h's runtime, when the caller is attached to it (and
      * so holds its GIL: the lists are the runtime's to change). */
     if (omi_thread.heap == h && omi_thread.gc != NULL)

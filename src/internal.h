@@ -396,6 +396,24 @@ typedef struct omi_weakref_table {
     size_t referents;                /* objects with weak references: the slots in use */
 } omi_weakref_table;
 
+/* A runtime's str intern table (types/str.c): open addressing, linear
+ * probing, at most 2/3 full; the strs live in the runtime's heap.
+ *   capacity is 0 or a power of two; count * 3 ≤ capacity * 2. */
+typedef struct omi_intern_table {
+    om_object **slots;               /* capacity entries, NULL = empty; RAW domain */
+    size_t capacity;
+    size_t count;                    /* interned strs */
+} omi_intern_table;
+
+/* A runtime's dead-object quarantine (object.c), used while the debug
+ * hooks are on: the last OMI_DEAD_QUARANTINE objects released, kept dead
+ * so that a late use names their type. Per runtime: they lie in its heap. */
+#define OMI_DEAD_QUARANTINE 1024
+typedef struct omi_dead_objects {
+    om_object *objects[OMI_DEAD_QUARANTINE];  /* oldest at next_slot; NULL = empty */
+    size_t next_slot;                         /* where the next one goes */
+} omi_dead_objects;
+
 struct omi_gc_state;
 
 /* The calling thread's binding: copies of its runtime's members, so that a
@@ -452,6 +470,15 @@ static inline om_heap *omi_current_heap(void)
     return h;
 }
 
+/* rt's str intern table (rt not NULL). */
+OMI_HIDDEN omi_intern_table *omi_runtime_intern_table(struct om_runtime *rt);
+/* rt's debug-hook lists: NULL until debug.c makes them (rt not NULL). */
+OMI_HIDDEN struct omi_debug_lists **omi_runtime_debug_lists(struct om_runtime *rt);
+/* rt's dead-object quarantine (object.c; rt not NULL). */
+OMI_HIDDEN struct omi_dead_objects *omi_runtime_dead_objects(struct om_runtime *rt);
+/* types/str.c: frees a table's RAW memory (its strs die with the heap). */
+OMI_HIDDEN void omi_intern_table_release(omi_intern_table *t);
+
 /* gil.c. Every function but the statistics runs on the thread `ts`;
  * omi_gil_init fails only when pthreads do (then nothing to destroy). */
 OMI_HIDDEN int omi_gil_init(omi_gil *gil, double interval_seconds);
@@ -507,6 +534,11 @@ static inline bool omi_purge_at_once(void)
     return omi_option_values[OM_OPTION_PURGE_DELAY_MS] == 0;
 }
 
+/* The heap that owns the memory at p (any address inside a block), or
+ * NULL when objmem does not own it: every owner descriptor (omi_arena,
+ * the medium arena's, omi_large) starts with its heap. One map lookup. */
+OMI_HIDDEN om_heap *omi_heap_of(const void *p);
+
 /* true if p is the start of a block objmem handed out and has not freed
  * (as far as the tier can tell: a small block freed twice still passes). */
 OMI_HIDDEN bool omi_is_block_start(const void *p);
@@ -522,10 +554,48 @@ extern OMI_HIDDEN bool omi_domain_is_default[OM_DOMAIN_COUNT];
 extern OMI_HIDDEN bool omi_debug_active;
 /* om_usable_size and om_heap_check for blocks of the debug hooks. */
 OMI_HIDDEN size_t omi_debug_usable_size(const void *p);
-OMI_HIDDEN void omi_debug_check(void);
+/* om_heap_check_heap(h)'s part: for the default heap, the RAW blocks;
+ * for the heap of the calling thread's runtime (the default runtime's if
+ * the thread is not attached), that runtime's MEM and OBJ blocks. */
+OMI_HIDDEN void omi_debug_check(const om_heap *h);
+/* A runtime's MEM and OBJ lists of the hooks (debug.c), and their release
+ * (RAW memory; the blocks die with the heap). */
+struct omi_debug_lists;
+OMI_HIDDEN void omi_debug_lists_release(struct omi_debug_lists *lists);
 
 /* OBJMEM_MALLOC applied once (its constructor, or tracing's first). */
 OMI_HIDDEN void omi_debug_apply_environment(void);
+
+/* The thread rules, checked only while the debug hooks are on (debug.c's
+ * "Thread rules"); each violation is one fatal report naming `function`.
+ * omi_debug_check_gil: the calling thread holds its runtime's GIL, or is
+ * not attached yet (for calls that attach it: allocations).
+ * omi_debug_check_object: the thread is attached, holds the GIL, and o
+ * (when objmem's memory holds it) is in the thread's runtime's heap.
+ * omi_debug_check_store: that, for a container and a value stored in it. */
+OMI_HIDDEN void omi_debug_check_gil_slow(const char *function) OMI_COLD;
+OMI_HIDDEN void omi_debug_check_object_slow(const om_object *o, const char *function) OMI_COLD;
+OMI_HIDDEN void omi_debug_check_store_slow(const om_object *container, const om_object *value,
+                                           const char *function) OMI_COLD;
+
+static inline void omi_debug_check_gil(const char *function)
+{
+    if (omi_unlikely(omi_debug_active))
+        omi_debug_check_gil_slow(function);
+}
+
+static inline void omi_debug_check_object(const om_object *o, const char *function)
+{
+    if (omi_unlikely(omi_debug_active))
+        omi_debug_check_object_slow(o, function);
+}
+
+static inline void omi_debug_check_store(const om_object *container, const om_object *value,
+                                         const char *function)
+{
+    if (omi_unlikely(omi_debug_active))
+        omi_debug_check_store_slow(container, value, function);
+}
 
 /* Frees a large block, or reports a foreign or interior pointer (omi_free
  * handles pool and medium blocks itself). */

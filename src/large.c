@@ -106,6 +106,8 @@ typedef struct omi_large {
     uint64_t freed_ms;               /* when it was freed (cached only) */
 } omi_large;
 
+_Static_assert(offsetof(omi_large, heap) == 0, "omi_heap_of reads the owner first");
+
 /* The large cache's bounds, per heap. */
 #define LARGE_CACHE_COUNT 8
 #define LARGE_CACHE_MAP_MAX ((size_t)32 << 20)

@@ -89,6 +89,8 @@ typedef struct omi_medium_arena {
     uint16_t tags[ARENA_UNITS];             /* boundary tags, one per unit */
 } omi_medium_arena;
 
+_Static_assert(offsetof(omi_medium_arena, heap) == 0, "omi_heap_of reads the owner first");
+
 /* Units taken by the descriptor, rounded up to whole pages so that purging
  * free pages never touches it. */
 #define FIRST_UNIT \

@@ -34,8 +34,9 @@
  * is resurrected and lives on); then its weak references are cleared and
  * their callbacks run (WEAKREFABLE types only); then it leaves the collector's lists, its
  * destroy hook drops what it owns, and the memory goes back (or, with the
- * debug hooks on, it waits dead in a quarantine of DEAD_QUARANTINE objects
- * with its type intact, so that a late decref or call names the type).
+ * debug hooks on, it waits dead in its runtime's quarantine of
+ * OMI_DEAD_QUARANTINE objects with its type intact, so that a late decref
+ * or call names the type).
  *
  * The plain path (spec_release_run): an object of a spec type with no
  * destroy and no finalize, when no weak reference, debug quarantine or
@@ -57,7 +58,6 @@
 
 #include "internal.h"
 
-#define DEAD_QUARANTINE 1024
 /* How far a dead object's count may drift from OMI_REFCNT_DEAD through
  * misuse (late increfs and decrefs) and still be recognised. */
 #define DEAD_SLACK ((intptr_t)1 << 20)
@@ -106,12 +106,15 @@ static _Atomic bool object_blocks_all_inline = true;
 
 /* An object's block: from the current runtime's heap's inline path while the OBJ
  * domain has its default allocator (nothing to honour: no debug hooks,
- * tracing or fault injection), else through the domain. */
-static inline void *object_block_malloc(size_t size)
+ * tracing or fault injection), else through the domain, after the debug
+ * hooks' thread rule (checked here, off the default path, to name the
+ * public call `function`). */
+static inline void *object_block_malloc(size_t size, const char *function)
 {
     if (omi_likely(omi_domain_is_default[OM_DOMAIN_OBJ]))
         return omi_heap_malloc(omi_current_heap(), size);
     atomic_store_explicit(&object_blocks_all_inline, false, memory_order_relaxed);
+    omi_debug_check_gil(function);
     return om_obj_malloc(size);
 }
 
@@ -132,11 +135,11 @@ static inline void object_block_free(void *block, size_t size)
 
 /* A block of `size` bytes, collecting once and retrying once when the
  * first try fails (STYLE: never from inside the collector). */
-static void *object_block_malloc_or_collect(size_t size)
+static void *object_block_malloc_or_collect(size_t size, const char *function)
 {
-    void *block = object_block_malloc(size);
+    void *block = object_block_malloc(size, function);
     if (block == NULL && omi_gc_collect_for_memory() > 0)
-        block = object_block_malloc(size);
+        block = object_block_malloc(size, function);
     return block;
 }
 
@@ -149,7 +152,8 @@ om_object *omi_object_alloc(const om_type *type, size_t count)
         return NULL;
     }
     size_t prefix = omi_type_is_gc(type) ? sizeof(omi_gc_head) : 0;
-    unsigned char *block = object_block_malloc_or_collect(prefix + body);
+    unsigned char *block = object_block_malloc_or_collect(
+        prefix + body, type->item_size != 0 ? "om_new_var" : "om_new");
     if (block == NULL)
         return NULL;
     if (prefix != 0)
@@ -219,11 +223,14 @@ om_object *om_new(const om_type *type)
         om_object *o = omi_object_alloc(type, 0);
         return o != NULL ? object_init_zeroed(o, 0) : NULL;
     }
-    /* A small block is a whole number of 16-byte units: zero them all. */
-    unsigned char *block = object_block_malloc_or_collect(size);
+    /* A pool block is a whole number of 16-byte units: zero them all. */
+    unsigned char *block = object_block_malloc_or_collect(size, "om_new");
     if (block == NULL)
         return NULL;
-    zero_small_block(block, (size + OM_ALIGNMENT - 1) & ~(size_t)(OM_ALIGNMENT - 1));
+    if (omi_likely(omi_domain_is_default[OM_DOMAIN_OBJ]))
+        zero_small_block(block, (size + OM_ALIGNMENT - 1) & ~(size_t)(OM_ALIGNMENT - 1));
+    else
+        memset(block, 0, size);   /* a wrapper's block may end at `size` (debug guards) */
     om_object *o = (om_object *)(block + prefix);
     o->ob_refcnt = 1;
     o->ob_type = type;
@@ -283,13 +290,6 @@ typedef struct release_state {
 
 static _Thread_local release_state thread_release __attribute__((tls_model("initial-exec")));
 
-typedef struct dead_quarantine {
-    om_object *objects[DEAD_QUARANTINE];   /* dead objects, oldest at next_slot */
-    size_t next_slot;                      /* where the next one goes */
-} dead_quarantine;
-
-static dead_quarantine dead_objects;
-
 static void release_push(release_state *rs, om_object *o)
 {
     o->ob_refcnt = -1 - (intptr_t)((uintptr_t)rs->pending >> 4);
@@ -343,12 +343,15 @@ static bool finalize_resurrects(om_object *o)
     return --o->ob_refcnt != 0;
 }
 
+/* Keeps o dead in its runtime's quarantine (the calling thread's: the
+ * debug hooks' rule checked that o lies in its heap). */
 static OMI_NOINLINE OMI_COLD void dead_keep(om_object *o)
 {
+    omi_dead_objects *dead = omi_runtime_dead_objects(omi_bound()->runtime);
     o->ob_refcnt = OMI_REFCNT_DEAD;
-    om_object *oldest = dead_objects.objects[dead_objects.next_slot];
-    dead_objects.objects[dead_objects.next_slot] = o;
-    dead_objects.next_slot = (dead_objects.next_slot + 1) % DEAD_QUARANTINE;
+    om_object *oldest = dead->objects[dead->next_slot];
+    dead->objects[dead->next_slot] = o;
+    dead->next_slot = (dead->next_slot + 1) % OMI_DEAD_QUARANTINE;
     if (oldest != NULL)
         omi_object_free_memory(oldest);
 }
@@ -444,6 +447,7 @@ void om_dealloc(om_object *o)
 {
     if (omi_unlikely(o->ob_refcnt < 0))
         omi_object_dead(o, "om_decref");
+    omi_debug_check_object(o, "om_decref");
     release_state *rs = &thread_release;
     if (rs->releasing) {
         release_push(rs, o);

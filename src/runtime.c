@@ -1,8 +1,9 @@
 /*
  * runtime.c — runtimes, and the binding of threads to them.
  *
- * A runtime owns a heap, a collector state, a weak-reference table and a
- * GIL (gil.c). The default runtime is static: its heap is omi_default_heap,
+ * A runtime owns a heap, a collector state, a weak-reference table, a str
+ * intern table, the debug hooks' lists of its blocks and dead objects, and
+ * a GIL (gil.c). The default runtime is static: its heap is omi_default_heap,
  * its collector gc.c's omi_gc_default, its table weakref.c's
  * omi_weakref_default, so a program that never creates a runtime works
  * without set-up; only its GIL is initialised on first use (pthread_once).
@@ -56,6 +57,9 @@ struct om_runtime {
     om_heap *heap;                   /* MEM, OBJ and objects of its threads */
     struct omi_gc_state *gc;         /* its collector */
     omi_weakref_table *weakrefs;     /* its weak references */
+    omi_intern_table interned;       /* its interned strs (types/str.c) */
+    struct omi_debug_lists *debug_lists; /* the debug hooks' MEM/OBJ lists, or NULL */
+    omi_dead_objects dead;           /* the debug hooks' dead objects (object.c) */
     omi_gil gil;                     /* its lock */
     _Atomic size_t attached;         /* threads attached to it now */
     bool is_default;                 /* the static one: never deleted */
@@ -263,6 +267,21 @@ om_heap *om_runtime_heap(om_runtime *rt)
     return rt != NULL ? rt->heap : NULL;
 }
 
+omi_intern_table *omi_runtime_intern_table(om_runtime *rt)
+{
+    return &rt->interned;
+}
+
+struct omi_debug_lists **omi_runtime_debug_lists(om_runtime *rt)
+{
+    return &rt->debug_lists;
+}
+
+omi_dead_objects *omi_runtime_dead_objects(om_runtime *rt)
+{
+    return &rt->dead;
+}
+
 /* ---- Statistics -------------------------------------------------------------- */
 
 int om_runtime_get_gil_stats(om_runtime *rt, om_gil_stats *out)
@@ -306,6 +325,8 @@ static void runtime_free(om_runtime *rt)
     if (rt->weakrefs != NULL)
         omi_weakref_table_release(rt->weakrefs);
     om_raw_free(rt->weakrefs);
+    omi_intern_table_release(&rt->interned);
+    omi_debug_lists_release(rt->debug_lists);
     om_raw_free(rt);
 }
 

@@ -130,6 +130,7 @@ typedef struct omi_arena {
 } omi_arena;
 
 _Static_assert(sizeof(omi_arena) <= OMI_POOL_SIZE, "the descriptor must fit in pool 0");
+_Static_assert(offsetof(omi_arena, heap) == 0, "omi_heap_of reads the owner first");
 _Static_assert(OMI_POOLS_USABLE < 64, "free-pool counts index a 64-bit mask");
 
 /* ---- Medium blocks (medium.c) -------------------------------------------- */

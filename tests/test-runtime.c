@@ -10,6 +10,11 @@
  *     its GIL;
  *   - two runtimes in two threads hold their GILs at the same time and
  *     never share a block (each block's arena belongs to its runtime's heap);
+ *   - om_heap_new's failure (fault injection on RAW): NULL, OM_ENOMEM,
+ *     nothing mapped;
+ *   - str interning is per runtime: two runtimes intern concurrently, each
+ *     gets its own canonical strs in its own heap, and deleting one leaves
+ *     the other's valid;
  *   - om_runtime_delete with garbage cycles, finalizers, weak-reference
  *     callbacks and an object still referenced: finalizers ran and every
  *     arena went back (a counting arena allocator); deleting from a thread
@@ -184,9 +189,35 @@ static void test_new_out_of_memory(void)
         }
     }
     om_fail_after(OM_DOMAIN_RAW, -1);
-    CHECK(failures >= 3);   /* the runtime, its table, its collector */
+    CHECK(failures >= 4);   /* the runtime, its table, its collector, its heap */
     CHECK(rt != NULL);
     CHECK(om_runtime_delete(rt) == 0);
+}
+
+/* om_heap_new's descriptor comes from the RAW domain: its failure is a
+ * NULL with OM_ENOMEM, and nothing was taken (no arena mapped, the heap
+ * that a retry makes works). */
+static void test_heap_new_out_of_memory(void)
+{
+    tu_arena_counter counter;
+    tu_arena_counter_install(&counter);
+    long failed_before = om_fail_count(OM_DOMAIN_RAW);
+    om_fail_after(OM_DOMAIN_RAW, 0);
+    om_clear_error();
+    om_heap *h = om_heap_new();
+    om_fail_after(OM_DOMAIN_RAW, -1);
+    CHECK(h == NULL);
+    CHECK(om_last_error() == OM_ENOMEM);
+    CHECK(om_fail_count(OM_DOMAIN_RAW) == failed_before + 1);
+    CHECK_EQ_SIZE(atomic_load(&counter.allocs), 0);
+    h = om_heap_new();
+    CHECK(h != NULL);
+    void *p = om_heap_malloc(h, 64);
+    CHECK(p != NULL);
+    om_mem_free(p);
+    om_heap_delete(h);
+    om_set_arena_allocator(NULL);
+    CHECK_EQ_SIZE(atomic_load(&counter.frees), atomic_load(&counter.allocs));
 }
 
 /* ---- Threads ------------------------------------------------------------- */
@@ -409,16 +440,101 @@ static void test_delete_refused_while_attached(void)
     CHECK(om_runtime_delete(a.rt) == 0);
 }
 
+/* ---- Interning: one table per runtime ---------------------------------- */
+
+enum { INTERN_TEXTS = 2000, INTERN_ROUNDS = 5 };
+
+typedef struct intern_arg {
+    om_runtime *rt;
+    om_object *canonical[INTERN_TEXTS];   /* the runtime's interned strs */
+    size_t wrong;                         /* a later intern gave another object */
+} intern_arg;
+
+static void intern_text(char *buf, size_t cap, size_t i)
+{
+    snprintf(buf, cap, "name-%zu", i);
+}
+
+/* Interns INTERN_TEXTS texts, then again (through a fresh str too), each
+ * time expecting the first object. */
+static void *intern_thread(void *varg)
+{
+    intern_arg *a = varg;
+    om_attach(a->rt);
+    char text[32];
+    for (int round = 0; round < INTERN_ROUNDS; round++) {
+        for (size_t i = 0; i < INTERN_TEXTS; i++) {
+            intern_text(text, sizeof text, i);
+            om_object *s = om_str_intern_cstr(text);
+            if (round == 0)
+                a->canonical[i] = s;
+            a->wrong += s != a->canonical[i];
+            om_decref(s);
+            om_object *fresh = om_str_from_cstr(text);
+            om_object *same = om_str_intern(fresh);
+            a->wrong += same != a->canonical[i];
+            om_decref(same);
+            om_decref(fresh);
+        }
+    }
+    om_detach();
+    return NULL;
+}
+
+/* Two runtimes intern the same texts at once on two threads (TSan-clean:
+ * no shared table); each gets its own strs, in its own heap; deleting one
+ * runtime leaves the other's interned strs valid and canonical. */
+static void test_intern_per_runtime(void)
+{
+    om_detach();
+    intern_arg *args = calloc(2, sizeof *args);
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) {
+        args[i].rt = om_runtime_new(NULL);
+        CHECK(args[i].rt != NULL);
+        CHECK(pthread_create(&t[i], NULL, intern_thread, &args[i]) == 0);
+    }
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    size_t foreign = 0, shared = 0;
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ_SIZE(args[i].wrong, 0);
+        for (size_t k = 0; k < INTERN_TEXTS; k++)
+            foreign += small_block_heap(args[i].canonical[k]) != om_runtime_heap(args[i].rt);
+    }
+    for (size_t k = 0; k < INTERN_TEXTS; k++)
+        shared += args[0].canonical[k] == args[1].canonical[k];
+    CHECK_EQ_SIZE(foreign, 0);
+    CHECK_EQ_SIZE(shared, 0);
+
+    CHECK(om_runtime_delete(args[0].rt) == 0);
+    CHECK(om_attach(args[1].rt) == 0);
+    char text[32];
+    size_t bad = 0;
+    for (size_t k = 0; k < INTERN_TEXTS; k++) {
+        intern_text(text, sizeof text, k);
+        bad += om_str_equal_cstr(args[1].canonical[k], text) != 1;
+        om_object *s = om_str_intern_cstr(text);
+        bad += s != args[1].canonical[k];
+        om_decref(s);
+    }
+    CHECK_EQ_SIZE(bad, 0);
+    CHECK(om_runtime_delete(args[1].rt) == 0);
+    free(args);
+}
+
 int main(void)
 {
     node_type_init();
     test_default_runtime();
     test_config();
     test_new_out_of_memory();
+    test_heap_new_out_of_memory();
     test_thread_exit_detaches();
     test_two_runtimes_in_parallel();
     test_delete_frees_everything();
     test_delete_from_elsewhere();
     test_delete_refused_while_attached();
+    test_intern_per_runtime();
     return check_report();
 }

@@ -177,11 +177,32 @@ OM_API om_object *om_new_var(const om_type *type, size_t count) OM_NODISCARD;
  *  that if a release is in progress), or went below zero (fatal misuse). */
 OM_API void om_dealloc(om_object *o);
 
-/** Take a reference. Cost: a compare and an increment. */
+/** With the debug hooks on (om_setup_debug_hooks, OBJMEM_MALLOC=debug):
+ *  a fatal report naming `function` unless the calling thread is attached,
+ *  holds its runtime's GIL, and o lies in that runtime's heap (or in no
+ *  heap: a static object); nothing otherwise. om_incref and om_decref call
+ *  it when the code that includes this header is compiled with OM_DEBUG
+ *  defined above 0 (objmem's own debug builds are); in other builds the
+ *  inline paths check nothing and the rule is checked where the debug
+ *  hooks already run out of line: om_new and om_new_var, the release of
+ *  an object whose count reached zero (om_dealloc), and the stores of
+ *  list, tuple and dict (docs/api.md, "Runtimes and threads"). */
+OM_API void om_debug_check_refchange(const om_object *o, const char *function);
+
+#if defined(OM_DEBUG) && OM_DEBUG > 0
+#define OM_DEBUG_CHECK_REFCHANGE(o, function) om_debug_check_refchange((o), (function))
+#else
+#define OM_DEBUG_CHECK_REFCHANGE(o, function) ((void)0)
+#endif
+
+/** Take a reference. Cost: a compare and an increment (plus, in OM_DEBUG
+ *  builds, a call to om_debug_check_refchange). */
 static inline void om_incref(om_object *o)
 {
-    if (o->ob_refcnt < OM_REFCNT_IMMORTAL)
+    if (o->ob_refcnt < OM_REFCNT_IMMORTAL) {
+        OM_DEBUG_CHECK_REFCHANGE(o, "om_incref");
         o->ob_refcnt++;
+    }
 }
 
 /** Drop a reference; at zero the object is destroyed and freed at once. */
@@ -189,6 +210,7 @@ static inline void om_decref(om_object *o)
 {
     if (o->ob_refcnt >= OM_REFCNT_IMMORTAL)
         return;
+    OM_DEBUG_CHECK_REFCHANGE(o, "om_decref");
     if (--o->ob_refcnt <= 0)
         om_dealloc(o);
 }

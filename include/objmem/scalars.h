@@ -168,11 +168,13 @@ OM_API bool om_str_check(const om_object *o);
 
 /** The canonical str equal to str s (new reference): the first str
  *  interned with this text, or s itself, which is then made immortal and
- *  recorded. Interned strs live until the process ends; equal interned
- *  strs are the same object, so they compare by address. The intern table
- *  takes its memory from the RAW domain. NULL with OM_ETYPE, or OM_ENOMEM
- *  when the table cannot grow (s is then left as it was). Not
- *  thread-safe: callers serialise, as for every OBJ-domain call. */
+ *  recorded. Each runtime has its own intern table: interned strs live
+ *  until their runtime is deleted, and equal strs interned in one runtime
+ *  are the same object, so they compare by address (two runtimes hold two
+ *  copies). The table takes its memory from the RAW domain. NULL with
+ *  OM_ETYPE, or OM_ENOMEM when the table cannot grow (s is then left as it
+ *  was). The GIL of the calling thread's runtime is held, as for every
+ *  object call. */
 OM_API om_object *om_str_intern(om_object *s) OM_NODISCARD;
 
 /** The canonical str of the C string s (new reference), as om_str_intern

@@ -490,6 +490,8 @@ int om_dict_set(om_object *d, om_object *key, om_object *value)
     }
     if (omi_unlikely(value->ob_refcnt <= 0))
         omi_object_dead(value, "om_dict_set");
+    omi_debug_check_store(d, key, "om_dict_set");
+    omi_debug_check_store(d, value, "om_dict_set");
     if (ix == IX_EMPTY)
         return dict_insert_new(dict_of(d), hash, key, value);
     om_incref(value);

@@ -184,6 +184,7 @@ int om_list_append(om_object *l, om_object *v)
     if (!omi_check_type(l, &om_list_type, "om_list_append") ||
         !argument_is_live(v, "om_list_append"))
         return -1;
+    omi_debug_check_store(l, v, "om_list_append");
     list_object *list = as_list(l);
     if (list_reserve(list, list->size + 1, "om_list_append") != 0)
         return -1;
@@ -207,6 +208,7 @@ int om_list_insert(om_object *l, ptrdiff_t index, om_object *v)
     if (!omi_check_type(l, &om_list_type, "om_list_insert") ||
         !argument_is_live(v, "om_list_insert"))
         return -1;
+    omi_debug_check_store(l, v, "om_list_insert");
     list_object *list = as_list(l);
     if (list_reserve(list, list->size + 1, "om_list_insert") != 0)
         return -1;
@@ -240,6 +242,7 @@ int om_list_set(om_object *l, ptrdiff_t index, om_object *v)
     list_object *list = list_at(l, index, &i, "om_list_set");
     if (list == NULL || !argument_is_live(v, "om_list_set"))
         return -1;
+    omi_debug_check_store(l, v, "om_list_set");
     om_incref(v);
     OM_SETREF(list->items[i], v);
     return 0;
@@ -384,6 +387,7 @@ int om_list_extend(om_object *l, om_object *iterable)
     if (!omi_check_type(l, &om_list_type, "om_list_extend") ||
         !argument_is_live(iterable, "om_list_extend"))
         return -1;
+    omi_debug_check_store(l, iterable, "om_list_extend");
     if (iterable->ob_type == &om_list_type || iterable->ob_type == &om_tuple_type)
         return list_extend_array(as_list(l), iterable);
     return list_extend_iter(as_list(l), iterable);

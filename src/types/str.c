@@ -25,11 +25,16 @@
  * Ordering: strs compare by their bytes (memcmp, then size), which for
  * valid UTF-8 is code point order, as Python compares strs.
  *
- * Intern table: an open-addressing table (linear probing, power-of-two
- * capacity, at most 2/3 full) of pointers to interned strs, in a block from
- * the RAW domain. An interned str is immortal, so the table holds no counts
- * and never shrinks; the first str interned with a text stays its
- * canonical copy.
+ * Intern tables: one per runtime (omi_intern_table, a member of the
+ * runtime, reached through the calling thread's binding), because an
+ * interned str lives in its runtime's heap and dies with it: a table shared
+ * by runtimes would race between their threads and hand one runtime the
+ * dangling strs of a deleted other. Each is an open-addressing table
+ * (linear probing, power-of-two capacity, at most 2/3 full) of pointers to
+ * the runtime's interned strs, in a block from the RAW domain. An interned
+ * str is immortal, so the table holds no counts and never shrinks; the
+ * first str interned with a text stays its canonical copy. The runtime's
+ * GIL serialises its table.
  *
  * Hash (omi_hash_bytes): 8 bytes at a time, each word multiplied into the
  * state, which is rotated and multiplied again; the tail is loaded as one
@@ -441,75 +446,81 @@ static om_object *str_iter(om_object *self)
 
 /* ---- Interning ----------------------------------------------------------- */
 
-typedef struct intern_table {
-    str_object **slots;     /* capacity entries, NULL = empty; RAW domain */
-    size_t capacity;        /* 0 or a power of two */
-    size_t count;           /* interned strs: count * 3 ≤ capacity * 2 */
-} intern_table;
-
-static intern_table interned;
-
 #define INTERN_MIN_CAPACITY 64
+
+/* The calling thread's runtime's table (attaching it first if needed). */
+static omi_intern_table *intern_table_current(void)
+{
+    return omi_runtime_intern_table(omi_bound()->runtime);
+}
 
 /* The slot holding the interned str with this text, or the empty slot
  * where it would go (capacity > 0; the table always has an empty slot). */
-static str_object **intern_slot(const intern_table *t, const char *data, size_t size,
-                                int64_t hash)
+static om_object **intern_slot(const omi_intern_table *t, const char *data, size_t size,
+                               int64_t hash)
 {
     size_t mask = t->capacity - 1;
     for (size_t i = (size_t)hash & mask;; i = (i + 1) & mask) {
-        str_object *s = t->slots[i];
-        if (s == NULL || str_same_text(s, data, size, hash))
+        om_object *s = t->slots[i];
+        if (s == NULL || str_same_text(str_of(s), data, size, hash))
             return &t->slots[i];
     }
 }
 
-static str_object *intern_find(const char *data, size_t size, int64_t hash)
+static str_object *intern_find(const omi_intern_table *t, const char *data, size_t size,
+                               int64_t hash)
 {
-    return interned.capacity != 0 ? *intern_slot(&interned, data, size, hash) : NULL;
+    return t->capacity != 0 ? str_of(*intern_slot(t, data, size, hash)) : NULL;
 }
 
 /* Room for one more entry: grows the table (moving the entries) when it
  * would pass 2/3. false with OM_ENOMEM, the table unchanged. */
-static bool intern_reserve(void)
+static bool intern_reserve(omi_intern_table *t)
 {
-    if ((interned.count + 1) * 3 <= interned.capacity * 2)
+    if ((t->count + 1) * 3 <= t->capacity * 2)
         return true;
-    size_t capacity = interned.capacity ? interned.capacity * 2 : INTERN_MIN_CAPACITY;
-    intern_table bigger = {om_raw_calloc(capacity, sizeof(str_object *)), capacity,
-                           interned.count};
+    size_t capacity = t->capacity ? t->capacity * 2 : INTERN_MIN_CAPACITY;
+    omi_intern_table bigger = {om_raw_calloc(capacity, sizeof(om_object *)), capacity,
+                               t->count};
     if (bigger.slots == NULL)
         return false;
-    for (size_t i = 0; i < interned.capacity; i++) {
-        str_object *s = interned.slots[i];
+    for (size_t i = 0; i < t->capacity; i++) {
+        str_object *s = str_of(t->slots[i]);
         if (s != NULL)
-            *intern_slot(&bigger, s->data, str_size(s), s->hash) = s;
+            *intern_slot(&bigger, s->data, str_size(s), s->hash) = OM_OBJ(s);
     }
-    om_raw_free(interned.slots);
-    interned = bigger;
+    om_raw_free(t->slots);
+    *t = bigger;
     return true;
 }
 
 /* Records s (hash computed, room reserved, text not yet interned). */
-static om_object *intern_insert(str_object *s)
+static om_object *intern_insert(omi_intern_table *t, str_object *s)
 {
-    *intern_slot(&interned, s->data, str_size(s), s->hash) = s;
-    interned.count++;
+    *intern_slot(t, s->data, str_size(s), s->hash) = OM_OBJ(s);
+    t->count++;
     om_make_immortal(OM_OBJ(s));
     return OM_OBJ(s);
+}
+
+void omi_intern_table_release(omi_intern_table *t)
+{
+    om_raw_free(t->slots);
+    *t = (omi_intern_table){0};
 }
 
 om_object *om_str_intern(om_object *o)
 {
     if (!omi_check_type(o, &om_str_type, "om_str_intern"))
         return NULL;
+    omi_intern_table *t = intern_table_current();
     str_object *s = str_of(o);
-    str_object *found = intern_find(s->data, str_size(s), str_hash(o));
+    str_object *found = intern_find(t, s->data, str_size(s), str_hash(o));
     if (found != NULL) {
         om_incref(OM_OBJ(found));
         return OM_OBJ(found);
     }
-    return intern_reserve() ? intern_insert(s) : NULL;
+    return intern_reserve(t) ? intern_insert(t, s) : NULL;
 }
 
 om_object *om_str_intern_cstr(const char *c)
@@ -518,18 +529,19 @@ om_object *om_str_intern_cstr(const char *c)
         omi_set_error(OM_EINVAL, "om_str_intern_cstr: s is NULL");
         return NULL;
     }
+    omi_intern_table *t = intern_table_current();
     size_t size = strlen(c);
     int64_t hash = omi_hash_bytes(c, size);
-    str_object *found = intern_find(c, size, hash);
+    str_object *found = intern_find(t, c, size, hash);
     if (found != NULL) {
         om_incref(OM_OBJ(found));
         return OM_OBJ(found);
     }
-    if (!intern_reserve())
+    if (!intern_reserve(t))
         return NULL;
     om_object *o = om_str_from_utf8(c, size);
     if (o == NULL)
         return NULL;
     str_of(o)->hash = hash;
-    return intern_insert(str_of(o));
+    return intern_insert(t, str_of(o));
 }

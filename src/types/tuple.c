@@ -171,6 +171,7 @@ static bool items_are_valid(om_object *const *items, size_t count, const char *f
         }
         if (items[i]->ob_refcnt <= 0)
             omi_object_dead(items[i], function);
+        omi_debug_check_object(items[i], function);
     }
     return true;
 }
@@ -221,6 +222,7 @@ int om_tuple_set(om_object *t, ptrdiff_t index, om_object *v)
     if (!omi_check_type(t, &om_tuple_type, "om_tuple_set") ||
         !items_are_valid(&v, 1, "om_tuple_set"))
         return -1;
+    omi_debug_check_store(t, v, "om_tuple_set");
     if (om_refcnt(t) != 1 || v == t) {
         omi_set_error(OM_EINVAL, "om_tuple_set: %s", v == t ? "a tuple cannot contain itself"
                       : "the tuple is shared (count != 1): tuples are immutable once shared");
