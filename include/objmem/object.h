@@ -189,6 +189,8 @@ OM_API void om_dealloc(om_object *o);
  *  list, tuple and dict (docs/api.md, "Runtimes and threads"). */
 OM_API void om_debug_check_refchange(const om_object *o, const char *function);
 
+/** The check om_incref and om_decref make: om_debug_check_refchange when
+ *  the including code is compiled with OM_DEBUG > 0, else nothing. */
 #if defined(OM_DEBUG) && OM_DEBUG > 0
 #define OM_DEBUG_CHECK_REFCHANGE(o, function) om_debug_check_refchange((o), (function))
 #else

@@ -24,6 +24,17 @@
  * goes between OM_BEGIN_ALLOW_THREADS and OM_END_ALLOW_THREADS, or
  * om_save_thread() / om_restore_thread(): a thread that blocks while
  * holding the GIL blocks every other thread of its runtime.
+ *
+ * With the debug hooks on (om_setup_debug_hooks, OBJMEM_MALLOC=debug) the
+ * rules are checked, each violation one fatal report naming the call:
+ * MEM/OBJ calls and om_new/om_new_var without the GIL; a release (count
+ * to zero) without the GIL or of another runtime's object; a store into a
+ * list, dict or tuple (om_list_append/insert/set/extend, om_dict_set,
+ * om_tuple_set/pack/from_array) of an object or into a container of
+ * another runtime; a MEM/OBJ block freed by another runtime. om_incref and
+ * om_decref check only in code compiled with OM_DEBUG > 0
+ * (om_debug_check_refchange in objmem/object.h). docs/api.md, "Runtimes
+ * and threads", lists the exact coverage and what runtimes still share.
  */
 #ifndef OBJMEM_RUNTIME_H
 #define OBJMEM_RUNTIME_H
