@@ -9,6 +9,9 @@
  *
  *   objmem     om_obj_malloc / om_obj_free / om_obj_realloc from objmem's
  *              shared library
+ *   objmem-secure  the same in hardened mode (OBJMEM_SECURE=1 in the
+ *              child's environment; issue 9's target: <= 1.3x objmem's time
+ *              on small-object pairs)
  *   pymalloc   PyObject_Malloc / PyObject_Free / PyObject_Realloc from
  *              libpython (CPython 3.11; above 512 B it calls malloc)
  *   glibc      malloc / free, the system allocator
@@ -357,8 +360,8 @@ static const workload_desc workloads[WL_COUNT] = {
 
 typedef enum family { FAM_SYS, FAM_OM, FAM_PY } family;
 
-enum { AL_OBJMEM, AL_PYMALLOC, AL_GLIBC, AL_MIMALLOC, AL_JEMALLOC, AL_TCMALLOC,
-       AL_COUNT };
+enum { AL_OBJMEM, AL_OBJMEM_SECURE, AL_PYMALLOC, AL_GLIBC, AL_MIMALLOC, AL_JEMALLOC,
+       AL_TCMALLOC, AL_COUNT };
 
 typedef struct alloc_desc {
     const char *name;                /* for --alloc and the tables */
@@ -366,6 +369,7 @@ typedef struct alloc_desc {
     const char *expect;              /* substring of the library that must
                                         define malloc in the child (FAM_SYS) */
     const char *const *sonames;      /* preload candidates, NULL: no preload */
+    const char *env;                 /* one more NAME=value for the child, or NULL */
 } alloc_desc;
 
 static const char *const mimalloc_sonames[] = {
@@ -379,6 +383,7 @@ static const char *const tcmalloc_sonames[] = {
 
 static const alloc_desc allocs[AL_COUNT] = {
     [AL_OBJMEM]   = { "objmem",   FAM_OM,  NULL,       NULL },
+    [AL_OBJMEM_SECURE] = { "objmem-secure", FAM_OM, NULL, NULL, "OBJMEM_SECURE=1" },
     [AL_PYMALLOC] = { "pymalloc", FAM_PY,  NULL,       NULL },
     [AL_GLIBC]    = { "glibc",    FAM_SYS, "libc.so",  NULL },
     [AL_MIMALLOC] = { "mimalloc", FAM_SYS, "mimalloc", mimalloc_sonames },
@@ -492,6 +497,10 @@ static int child_main(const char *alloc_name, const char *wl_name, bool quick)
         }
     }
 #endif
+    if (al == AL_OBJMEM_SECURE && om_option_get(OM_OPTION_SECURE) != 1) {
+        fprintf(stderr, "alloc_bench: child: OBJMEM_SECURE=1 did not take; refusing to measure\n");
+        return 2;
+    }
     bench_params bp;
     bench_result res;
     params_init(&bp, quick);
@@ -645,15 +654,17 @@ typedef struct cell {
 } cell;
 
 /* The environment for a child: ours, minus any LD_PRELOAD, plus the peer's. */
-static char **make_child_env(const char *preload)
+static char **make_child_env(const char *preload, const char *extra)
 {
     size_t n = 0;
     while (environ[n] != NULL)
         n++;
-    char **envp = calloc(n + 2, sizeof *envp);
+    char **envp = calloc(n + 3, sizeof *envp);
     if (envp == NULL)
-        bench_oom((n + 2) * sizeof *envp);
+        bench_oom((n + 3) * sizeof *envp);
     size_t k = 0;
+    if (extra != NULL)
+        envp[k++] = (char *)extra;
     for (size_t i = 0; i < n; i++)
         if (strncmp(environ[i], "LD_PRELOAD=", 11) != 0)
             envp[k++] = environ[i];
@@ -1047,6 +1058,9 @@ static void print_header(const report *r)
         case AL_OBJMEM:
             printf("%-9s om_obj_malloc/om_obj_free, shared library\n", "objmem");
             break;
+        case AL_OBJMEM_SECURE:
+            printf("%-9s the same, hardened mode (OBJMEM_SECURE=1)\n", "objmem-secure");
+            break;
         case AL_PYMALLOC:
             printf("%-9s PyObject_Malloc/PyObject_Free, libpython %s\n",
                    "pymalloc", m->python);
@@ -1409,7 +1423,7 @@ int main(int argc, char **argv)
             }
         }
         if (s->available)
-            s->envp = make_child_env(s->lib);
+            s->envp = make_child_env(s->lib, allocs[al].env);
         else
             fprintf(stderr, "alloc_bench: skipping %s: %s\n",
                     allocs[al].name, s->skip_reason);

@@ -312,17 +312,31 @@ typedef enum om_option {
      *  Range 0 … 1,000,000; default 0; environment
      *  OBJMEM_GC_INCREMENTAL_BUDGET_US. */
     OM_OPTION_GC_INCREMENTAL_BUDGET_US = 1,
+    /** Hardened mode, in the spirit of mimalloc's secure mode: 1 = on.
+     *  Small-block free lists are kept encoded with a per-heap secret
+     *  (a corrupted link is reported, never followed), a freed block that
+     *  is already free is reported as a double free (a fatal report naming
+     *  the om_*_free call, without the debug hooks), a fresh pool hands out
+     *  its blocks in a random order, and arenas mapped by the default arena
+     *  allocator get a PROT_NONE guard page before and after them, so a
+     *  linear overflow off an arena faults. A heap takes the mode when it
+     *  is created (om_heap_new, om_runtime_new) and keeps it for life; the
+     *  default heap takes it before its first small block; an arena takes
+     *  it when it is mapped. Its cost is in bench/RESULTS.md; the default
+     *  mode's paths are unchanged. Range 0 … 1; default 0; environment
+     *  OBJMEM_SECURE. */
+    OM_OPTION_SECURE = 2,
 } om_option;
 
 /** Number of options. */
-#define OM_OPTION_COUNT 2
+#define OM_OPTION_COUNT 3
 
 /** The current value of an option; -1 with OM_EINVAL for an unknown one. */
 OM_API long om_option_get(om_option option);
 
 /** Sets an option. Returns 0, or -1 with OM_EINVAL for an unknown option or
  *  a value out of its range (the purge delay: 0 … 3,600,000 ms; the
- *  collector's incremental budget: 0 … 1,000,000 µs). Not
+ *  collector's incremental budget: 0 … 1,000,000 µs; hardened mode: 0 … 1). Not
  *  thread-safe: set options before threads allocate. */
 OM_API int om_option_set(om_option option, long value);
 

@@ -55,6 +55,7 @@ om_heap *om_heap_new(void)
     if (h == NULL)
         return NULL;
     omi_pool_heap_init(h);
+    omi_heap_choose_mode(h);
     return h;
 }
 
@@ -92,6 +93,23 @@ size_t om_heap_trim(om_heap *h)
     omi_medium_purge(h, UINT64_MAX);
     omi_large_purge(h, UINT64_MAX);
     return unmapped + cached;
+}
+
+/* ---- Hardened mode ------------------------------------------------------------ */
+
+void omi_heap_choose_mode(om_heap *h)
+{
+    h->secure = (omi_secure){.on = false};
+    if (omi_option_values[OM_OPTION_SECURE] == 0)
+        return;
+    uint64_t secrets[5];
+    omi_os_random(secrets, sizeof secrets);
+    h->secure.on = true;
+    h->secure.link_rotate = 1 + (unsigned)(secrets[0] % 63);
+    h->secure.link_xor = (uintptr_t)secrets[1];
+    h->secure.link_add = (uintptr_t)secrets[2];
+    h->secure.free_tag = (uintptr_t)secrets[3];
+    h->secure.shuffle_state = secrets[4] | 1;
 }
 
 /* ---- Purging ---------------------------------------------------------------- */

@@ -82,6 +82,8 @@ OMI_HIDDEN int omi_os_remap(void *addr, size_t old_size, size_t new_size, void *
 /* Gives the pages of [addr, addr + size) back to the OS; they read as zero
  * afterwards. addr and size are page-aligned. */
 OMI_HIDDEN void omi_os_purge(void *addr, size_t size);
+/* size random bytes from the kernel (a clock-based fallback without it). */
+OMI_HIDDEN void omi_os_random(void *out, size_t size);
 
 /* ---- addrmap.c ----------------------------------------------------------- */
 
@@ -141,7 +143,14 @@ extern OMI_HIDDEN const uint32_t omi_pool_block_magic[OMI_CLASS_COUNT];
 
 OMI_HIDDEN void *omi_pool_malloc_slow(om_heap *h, size_t class_index);
 OMI_HIDDEN void omi_pool_refill(om_heap *h, omi_pool *pool);
-OMI_HIDDEN void omi_pool_free_slow(omi_pool *pool, bool was_exhausted);
+/* `function` names the public call in a hardened heap's double-free report. */
+OMI_HIDDEN void omi_pool_free_slow(omi_pool *pool, bool was_exhausted, const char *function);
+/* pool's free list, for walkers (heap checks): its first block (NULL if
+ * none), and the block after `block`. A hardened heap's encoded links are
+ * decoded here; the results are not validated (check that one is a carved
+ * block of the pool before following it). */
+OMI_HIDDEN omi_block *omi_pool_free_first(const omi_pool *pool);
+OMI_HIDDEN omi_block *omi_pool_free_next(const omi_pool *pool, const omi_block *block);
 /* omi_pool_free_known's report: p is not a block of class class_index. */
 OMI_HIDDEN _Noreturn void omi_pool_free_known_invalid(const void *p, size_t class_index) OMI_COLD;
 OMI_HIDDEN void omi_pool_heap_init(om_heap *h);
@@ -195,8 +204,9 @@ static inline omi_pool *omi_pool_of(const void *p)
     return (omi_pool *)(arena + offsetof(omi_arena, pools) + index * sizeof(omi_pool));
 }
 
-/* The link of free block `block` of `pool`: the one place that decodes a
- * free-list link (the fast path and om_heap_check both read through it). */
+/* The link of free block `block` of `pool` in the default mode (the fast
+ * path; om_heap_check reads through omi_pool_free_next, which comes here
+ * for default heaps and decodes a hardened heap's links in pool.c). */
 static inline omi_block *omi_pool_block_next(const omi_pool *pool, const omi_block *block)
 {
     (void)pool;
@@ -226,10 +236,26 @@ static inline void *omi_pool_malloc(om_heap *h, size_t size)
     return omi_pool_malloc_slow(h, class_index);
 }
 
-/* Gives back block p of `pool`. The slow path runs only when the pool was
- * exhausted, or becomes empty while other pools of its class can serve (the
- * last one stays warm), or becomes empty alone in its arena. */
-static inline void omi_pool_free(omi_pool *pool, void *p)
+/* After a free into pool, which now has `pool->used` blocks out: true when
+ * the slow path has work, i.e. the pool was exhausted, or is empty while
+ * other pools of its class can serve (the last one stays warm), or is
+ * empty alone in its arena. */
+static inline bool omi_pool_free_needs_slow(const omi_pool *pool, bool was_exhausted)
+{
+    if (omi_likely(!was_exhausted)) {
+        if (omi_likely(pool->used != 0))
+            return false;
+        if (pool->list_state == OMI_POOL_ALONE &&
+            omi_arena_of_pool(pool)->nfree_pools != OMI_POOLS_USABLE - 1)
+            return false;
+    }
+    return true;
+}
+
+/* Gives back block p of `pool`; `function` names the public call. A
+ * hardened heap's pools have no inline free list, so their frees always
+ * take the slow path. */
+static inline void omi_pool_free(omi_pool *pool, void *p, const char *function)
 {
     omi_block *block = (omi_block *)p;
     omi_block *old_head = pool->freeblock;
@@ -238,20 +264,15 @@ static inline void omi_pool_free(omi_pool *pool, void *p)
     block->next = old_head;
     omi_track_internal_close(block, sizeof(omi_block));
     pool->freeblock = block;
-    uint32_t used = --pool->used;
-    if (omi_likely(old_head != NULL)) {
-        if (omi_likely(used != 0))
-            return;
-        if (pool->list_state == OMI_POOL_ALONE &&
-            omi_arena_of_pool(pool)->nfree_pools != OMI_POOLS_USABLE - 1)
-            return;
-    }
-    omi_pool_free_slow(pool, old_head == NULL);
+    --pool->used;
+    if (omi_pool_free_needs_slow(pool, old_head == NULL))
+        omi_pool_free_slow(pool, old_head == NULL, function);
 }
 
 /* true if p is the start of a block that pool has handed out at some time:
  * 16-byte aligned, below the carved end, at a multiple of the block size.
- * (A block freed twice passes; the debug hooks catch that.) */
+ * (A block freed twice passes; the debug hooks and hardened mode catch
+ * that.) */
 static inline bool omi_pool_block_is_valid(const omi_pool *pool, const void *p)
 {
     uint32_t offset = (uint32_t)((uintptr_t)p & OMI_POOL_MASK);
@@ -276,7 +297,7 @@ static inline void omi_pool_free_known(void *p, size_t class_index)
     uint32_t offset = (uint32_t)((uintptr_t)p & OMI_POOL_MASK);
     if (omi_unlikely(pool->class_index != class_index || offset >= pool->next_offset))
         omi_pool_free_known_invalid(p, class_index);
-    omi_pool_free(pool, p);
+    omi_pool_free(pool, p, "om_decref");
 }
 
 /* ---- large.c ------------------------------------------------------------- */
@@ -523,6 +544,10 @@ OMI_HIDDEN void omi_purge_range(om_heap *h, void *p, size_t size);
 /* The clock (ms), read now; stamps memory as it goes free (a rare,
  * per-arena transition), so nothing is purged before the delay. */
 OMI_HIDDEN uint64_t omi_purge_now(om_heap *h);
+/* Fixes h's mode for life: hardened (with fresh secrets) if
+ * OM_OPTION_SECURE is on now, else the default. Called by om_heap_new, and
+ * for the static default heap before it takes its first pool. */
+OMI_HIDDEN void omi_heap_choose_mode(om_heap *h);
 /* om_heap_trim passes UINT64_MAX: everything is due. */
 static inline bool omi_purge_is_due(uint64_t since_ms, uint64_t deadline_ms)
 {
@@ -608,14 +633,16 @@ static inline void *omi_heap_malloc(om_heap *h, size_t size)
     return omi_heap_malloc_big(h, size);
 }
 
-/* Frees a block of any heap; `function` names the public call in reports. */
-static inline void omi_free(const char *function, void *p)
+/* Frees a block of any heap; `function` names the public call in reports.
+ * Always inlined: left to itself, GCC calls it out of line from the
+ * om_*_free wrappers (+4 instructions a pair). */
+static inline __attribute__((always_inline)) void omi_free(const char *function, void *p)
 {
     uintptr_t entry = omi_addrmap_lookup(p);
     omi_pool *pool = omi_pool_of(p);
     if (omi_likely((entry & OMI_OWNER_KIND_MASK) == OMI_OWNER_SMALL &&
                    omi_pool_block_is_valid(pool, p))) {
-        omi_pool_free(pool, p);
+        omi_pool_free(pool, p, function);
         return;
     }
     if ((entry & OMI_OWNER_KIND_MASK) == OMI_OWNER_MEDIUM)

@@ -7,6 +7,10 @@
  * environment or through om_option_set, is refused: the environment's with
  * one line on stderr, the call's with OM_EINVAL. The hot paths read
  * omi_option_values[] directly.
+ *
+ * The environment is read by a constructor of the highest priority, before
+ * the other modules' constructors can allocate: a heap's hardened mode
+ * (OBJMEM_SECURE) is fixed when it takes its first pool.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,6 +24,9 @@
 #ifndef OM_DEFAULT_GC_INCREMENTAL_BUDGET_US
 #define OM_DEFAULT_GC_INCREMENTAL_BUDGET_US 0
 #endif
+#ifndef OM_DEFAULT_SECURE
+#define OM_DEFAULT_SECURE 0
+#endif
 
 typedef struct option_desc {
     const char *env_name;     /* environment variable */
@@ -30,11 +37,13 @@ typedef struct option_desc {
 static const option_desc option_table[OM_OPTION_COUNT] = {
     [OM_OPTION_PURGE_DELAY_MS] = {"OBJMEM_PURGE_DELAY_MS", 0, 3600L * 1000},
     [OM_OPTION_GC_INCREMENTAL_BUDGET_US] = {"OBJMEM_GC_INCREMENTAL_BUDGET_US", 0, 1000L * 1000},
+    [OM_OPTION_SECURE] = {"OBJMEM_SECURE", 0, 1},
 };
 
 long omi_option_values[OM_OPTION_COUNT] = {
     [OM_OPTION_PURGE_DELAY_MS] = OM_DEFAULT_PURGE_DELAY_MS,
     [OM_OPTION_GC_INCREMENTAL_BUDGET_US] = OM_DEFAULT_GC_INCREMENTAL_BUDGET_US,
+    [OM_OPTION_SECURE] = OM_DEFAULT_SECURE,
 };
 
 static bool option_is_known(om_option option)
@@ -67,7 +76,7 @@ int om_option_set(om_option option, long value)
     return 0;
 }
 
-__attribute__((constructor)) static void options_read_environment(void)
+__attribute__((constructor(101))) static void options_read_environment(void)
 {
     for (int i = 0; i < OM_OPTION_COUNT; i++) {
         const char *text = getenv(option_table[i].env_name);

@@ -35,8 +35,23 @@
  * alignment is a power of two >= the page size, offset a multiple of the
  * page size. mremap is Linux's; a port without it would make omi_os_remap
  * fail, and large.c treats that as out of memory, the block kept intact.
+ *
+ * Hardened mode (OM_OPTION_SECURE): while it is on, an arena asked of the
+ * default arena allocator comes from the guarded one instead, which maps
+ * one PROT_NONE page right before and right after the arena:
+ *
+ *   | guard | arena (OMI_ARENA_SIZE, aligned to it) | guard |
+ *
+ * so a linear overflow (or underflow) off an arena faults instead of
+ * running into the neighbouring mapping. The arena records the allocator
+ * that made it, so it is given back with its guards whatever the option
+ * says by then. A user's arena allocator is used as it is: its memory is
+ * not ours to split. omi_os_random fills the heaps' secrets from the
+ * kernel's generator (getrandom).
  */
 #include <sys/mman.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -110,6 +125,33 @@ static const om_arena_allocator os_default_arena_allocator = {
     NULL, os_default_arena_alloc, os_default_arena_free,
 };
 
+#define OS_GUARD_SIZE ((size_t)4096)
+
+static void *os_guarded_arena_alloc(void *ctx, size_t size)
+{
+    (void)ctx;
+    char *start = os_map_placed(size + 2 * OS_GUARD_SIZE, OMI_ARENA_SIZE, OS_GUARD_SIZE,
+                                PROT_READ | PROT_WRITE, 0);
+    if (start == NULL)
+        return NULL;
+    if (mprotect(start, OS_GUARD_SIZE, PROT_NONE) != 0 ||
+        mprotect(start + OS_GUARD_SIZE + size, OS_GUARD_SIZE, PROT_NONE) != 0) {
+        omi_os_unmap(start, size + 2 * OS_GUARD_SIZE);
+        return NULL;
+    }
+    return start + OS_GUARD_SIZE;
+}
+
+static void os_guarded_arena_free(void *ctx, void *ptr, size_t size)
+{
+    (void)ctx;
+    omi_os_unmap((char *)ptr - OS_GUARD_SIZE, size + 2 * OS_GUARD_SIZE);
+}
+
+static const om_arena_allocator os_guarded_arena_allocator = {
+    NULL, os_guarded_arena_alloc, os_guarded_arena_free,
+};
+
 static om_arena_allocator os_arena_allocator = {
     NULL, os_default_arena_alloc, os_default_arena_free,
 };
@@ -134,9 +176,19 @@ int om_set_arena_allocator(const om_arena_allocator *allocator)
     return 0;
 }
 
+/* The allocator a new arena comes from: the current one, or the guarded
+ * default in hardened mode. */
+static om_arena_allocator os_arena_allocator_now(void)
+{
+    if (omi_option_values[OM_OPTION_SECURE] != 0 &&
+        os_arena_allocator.alloc == os_default_arena_alloc)
+        return os_guarded_arena_allocator;
+    return os_arena_allocator;
+}
+
 void *omi_os_arena_alloc(uintptr_t kind, om_arena_allocator *made_by)
 {
-    om_arena_allocator allocator = os_arena_allocator;
+    om_arena_allocator allocator = os_arena_allocator_now();
     void *arena = allocator.alloc(allocator.ctx, OMI_ARENA_SIZE);
     if (arena == NULL)
         return omi_out_of_memory(OMI_ARENA_SIZE);
@@ -166,4 +218,30 @@ void omi_os_purge(void *addr, size_t size)
 {
     if (size != 0)
         madvise(addr, size, MADV_DONTNEED);
+}
+
+void omi_os_random(void *out, size_t size)
+{
+    char *at = out;
+    while (size > 0) {
+        ssize_t got = getrandom(at, size, GRND_NONBLOCK);
+        if (got <= 0)
+            break;
+        at += got;
+        size -= (size_t)got;
+    }
+    if (size == 0)
+        return;
+    /* No kernel generator (or not seeded yet): the clock and addresses,
+     * mixed by splitmix64. Weak, but never a fixed secret. */
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    uint64_t state = (uint64_t)now.tv_nsec ^ ((uint64_t)now.tv_sec << 30) ^ (uintptr_t)out ^
+                     (uintptr_t)&now;
+    for (; size > 0; size--) {
+        uint64_t z = (state += UINT64_C(0x9E3779B97F4A7C15));
+        z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+        z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+        *at++ = (char)(z ^ (z >> 31));
+    }
 }

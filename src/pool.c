@@ -71,9 +71,34 @@
  * after the delay, empty arenas go back to the OS as in CPython. Arenas are registered in the address map (which
  * is how a free with no heap argument knows a pointer is ours).
  *
+ * Hardened mode (OM_OPTION_SECURE, fixed per heap when it takes its first
+ * pool): a hardened heap's pools keep `freeblock` NULL, so the inline fast
+ * paths, unchanged, always fall through to the out-of-line ones here, and
+ * keep their real free list in the arena's secure_heads[] instead. There,
+ * and in every free block, a link to `next` stored at address `slot` is
+ * encoded with the heap's secrets (types.h, omi_secure):
+ *
+ *   stored = rotl(next ^ slot ^ link_xor, link_rotate) + link_add
+ *
+ *   hardened free block:  | encoded next | block ^ free_tag | rest … |
+ *
+ * Every decoded link must be NULL or a carved block of the same pool
+ * before it is used: an overwritten link (a write after free, an overflow
+ * from the block before) is reported, never followed, and an attacker who
+ * does not know the secrets cannot forge one. The second word marks the
+ * block as free: freeing a block that carries its mark is a double free,
+ * found in O(1) without the debug hooks (a live block carries the mark only
+ * if its user wrote a value derived from the secret: the mark is cleared as
+ * the block is handed out). A fresh pool is carved whole at once, in a
+ * random order (Fisher-Yates, from the heap's xorshift state), so the
+ * addresses handed out are not predictable from one another. All links are
+ * read through secure_decode; walkers outside (heap checks) use
+ * omi_pool_free_first / omi_pool_free_next, which decode for them.
+ *
  * Learned from: CPython Objects/obmalloc.c (size classes, pools, usedpools,
  * arena ordering) and mimalloc (lazy free-list extension; keeping a page
- * from flipping between empty and used on every free).
+ * from flipping between empty and used on every free; its secure mode's
+ * encoded free lists, guard pages and randomised extension).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -298,6 +323,134 @@ static omi_arena *arena_for_new_pool(om_heap *h)
     return arena;
 }
 
+/* ---- Hardened free lists ------------------------------------------------ */
+
+#define SECURE_BLOCK_WORDS (2 * sizeof(uintptr_t))   /* the link and the free mark */
+_Static_assert(SECURE_BLOCK_WORDS <= OM_ALIGNMENT, "the smallest block holds both words");
+
+static uintptr_t secure_rotl(uintptr_t x, unsigned r)
+{
+    return (x << r) | (x >> (sizeof x * 8 - r));
+}
+
+static uintptr_t secure_rotr(uintptr_t x, unsigned r)
+{
+    return (x >> r) | (x << (sizeof x * 8 - r));
+}
+
+/* The stored form of a link to `next` kept at address `slot`. */
+static uintptr_t secure_encode(const omi_secure *s, const void *slot, const omi_block *next)
+{
+    return secure_rotl((uintptr_t)next ^ (uintptr_t)slot ^ s->link_xor, s->link_rotate) +
+           s->link_add;
+}
+
+/* The one decoder of stored links (not validated: see secure_checked). */
+static omi_block *secure_decode(const omi_secure *s, const void *slot, uintptr_t stored)
+{
+    return (omi_block *)(secure_rotr(stored - s->link_add, s->link_rotate) ^ (uintptr_t)slot ^
+                         s->link_xor);
+}
+
+static uintptr_t secure_free_mark(const omi_secure *s, const omi_block *block)
+{
+    return (uintptr_t)block ^ s->free_tag;
+}
+
+static uintptr_t *secure_head_of(const omi_pool *pool)
+{
+    return &omi_arena_of_pool(pool)->secure_heads[pool_index(pool)];
+}
+
+static _Noreturn OMI_COLD void secure_corrupted(const omi_pool *pool, const void *slot,
+                                                const omi_block *decoded)
+{
+    omi_fatal("the free list of pool %p (class %zu B) is corrupted: the link at %p decodes "
+              "to %p, not a block of the pool (a write after free, or an overflow from the "
+              "block before it; hardened mode)",
+              (void *)pool_memory(pool), omi_class_block_size(pool->class_index), slot,
+              (const void *)decoded);
+}
+
+/* A decoded link of pool's list, stored at slot: NULL or a carved block of
+ * the pool, else fatal before anything follows it. */
+static inline omi_block *secure_checked(const omi_pool *pool, const void *slot,
+                                        omi_block *decoded)
+{
+    uintptr_t off_pool = ((uintptr_t)decoded ^ (uintptr_t)pool_memory(pool)) &
+                         ~(uintptr_t)(OMI_POOL_MASK & ~(OM_ALIGNMENT - 1));
+    if (omi_unlikely(decoded != NULL && (off_pool != 0 || !omi_pool_block_is_valid(pool, decoded))))
+        secure_corrupted(pool, slot, decoded);
+    return decoded;
+}
+
+/* Writes free block's link to next and its free mark. */
+static void secure_link_free(const omi_secure *s, omi_block *block, const omi_block *next)
+{
+    uintptr_t *words = (uintptr_t *)block;
+    omi_track_internal_open(block, SECURE_BLOCK_WORDS);
+    words[0] = secure_encode(s, block, next);
+    words[1] = secure_free_mark(s, block);
+    omi_track_internal_close(block, SECURE_BLOCK_WORDS);
+}
+
+static uint64_t secure_random(omi_secure *s)
+{
+    uint64_t x = s->shuffle_state;   /* xorshift64: never 0 from a non-zero seed */
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return s->shuffle_state = x;
+}
+
+/* A hardened pool's first carve: every block of the pool at once, linked
+ * in a random order onto its (empty) list. */
+static void pool_carve_shuffled(om_heap *h, omi_pool *pool)
+{
+    omi_secure *s = &h->secure;
+    size_t block_size = omi_class_block_size(pool->class_index);
+    size_t count = OMI_POOL_SIZE / block_size;
+    uint16_t order[OMI_POOL_SIZE / OM_ALIGNMENT];
+    om_assert(pool->next_offset == 0);
+    for (size_t i = 0; i < count; i++)
+        order[i] = (uint16_t)i;
+    for (size_t i = count - 1; i > 0; i--) {
+        size_t j = (size_t)(secure_random(s) % (i + 1));
+        uint16_t swap = order[i];
+        order[i] = order[j];
+        order[j] = swap;
+    }
+    char *base = pool_memory(pool);
+    omi_block *next = NULL;
+    for (size_t i = count; i-- > 0;) {
+        omi_block *block = (omi_block *)(base + order[i] * block_size);
+        secure_link_free(s, block, next);
+        next = block;
+    }
+    uintptr_t *head = secure_head_of(pool);
+    *head = secure_encode(s, head, next);
+    pool->next_offset = (uint16_t)(count * block_size);
+}
+
+omi_block *omi_pool_free_first(const omi_pool *pool)
+{
+    const om_heap *h = omi_arena_of_pool(pool)->heap;
+    if (!h->secure.on)
+        return pool->freeblock;
+    const uintptr_t *head = secure_head_of(pool);
+    return secure_decode(&h->secure, head, *head);
+}
+
+omi_block *omi_pool_free_next(const omi_pool *pool, const omi_block *block)
+{
+    const om_heap *h = omi_arena_of_pool(pool)->heap;
+    omi_track_internal_open(block, sizeof(uintptr_t));
+    omi_block *next = h->secure.on ? secure_decode(&h->secure, block, *(const uintptr_t *)block)
+                                   : omi_pool_block_next(pool, block);
+    omi_track_internal_close(block, sizeof(uintptr_t));
+    return next;
+}
+
 /* ---- Pools ------------------------------------------------------------------- */
 
 /* Links never-used blocks from the pool's tail onto its (empty) free list,
@@ -356,7 +509,10 @@ static omi_pool *pool_take(om_heap *h, size_t class_index)
         pool->freeblock = NULL;
         pool->next_offset = 0;
         omi_track_internal_close(pool_memory(pool), OMI_POOL_SIZE);
-        pool_carve(pool);
+        if (h->secure.on)
+            pool_carve_shuffled(h, pool);
+        else
+            pool_carve(pool);
     }
     pool_link_head(h, pool);
     return pool;
@@ -445,13 +601,65 @@ static void pool_release_empty(om_heap *h, omi_pool *pool)
         arena_settle_warm(h, arena);
 }
 
-void *omi_pool_malloc_slow(om_heap *h, size_t class_index)
+/* A hardened heap's allocation when its class has no pool: takes one. */
+static OMI_NOINLINE void *pool_secure_malloc_fresh(om_heap *h, size_t class_index);
+
+/* A hardened heap's allocation: a pop from the encoded list of the class's
+ * first pool, its link checked. A leaf but for the rare paths, which are
+ * tail calls, so that it needs no stack frame. */
+static OMI_NOINLINE void *pool_secure_malloc(om_heap *h, size_t class_index)
 {
+    omi_pool *pool = h->usable[class_index];
+    if (omi_unlikely(pool == &omi_pool_sentinel))
+        return pool_secure_malloc_fresh(h, class_index);
+    const omi_secure *s = &h->secure;
+    /* The head needs no check: only this file writes the descriptor, and a
+     * link becomes the head only after passing the check below. */
+    uintptr_t *head = secure_head_of(pool);
+    omi_block *block = secure_decode(s, head, *head);
+    om_assert(block != NULL);   /* a listed pool has a free block */
+    uintptr_t *words = (uintptr_t *)block;
+    omi_track_internal_open(block, SECURE_BLOCK_WORDS);
+    omi_block *next = secure_checked(pool, block, secure_decode(s, block, words[0]));
+    words[1] = 0;   /* no longer marked free */
+    omi_track_internal_close(block, SECURE_BLOCK_WORDS);
+    *head = secure_encode(s, head, next);
+    pool->used++;
+    if (omi_unlikely(next == NULL))
+        pool_unlink_exhausted_head(h, pool);   /* hardened pools are carved whole */
+    omi_track_malloc(block, omi_class_block_size(class_index));
+    return block;
+}
+
+static void *pool_secure_malloc_fresh(om_heap *h, size_t class_index)
+{
+    omi_purge_tick(h);
+    if (pool_take(h, class_index) == NULL)
+        return omi_out_of_memory(omi_class_block_size(class_index));
+    return pool_secure_malloc(h, class_index);
+}
+
+/* The default mode's allocation when the class has no pool. */
+static OMI_NOINLINE void *pool_malloc_fresh(om_heap *h, size_t class_index)
+{
+    if (omi_unlikely(h->is_default && h->arenas_allocated == 0)) {
+        omi_heap_choose_mode(h);   /* the static default heap is "created" now */
+        if (h->secure.on)
+            return pool_secure_malloc(h, class_index);
+    }
     om_assert(h->usable[class_index] == &omi_pool_sentinel);
     omi_purge_tick(h);
     if (pool_take(h, class_index) == NULL)
         return omi_out_of_memory(omi_class_block_size(class_index));
     return omi_pool_malloc(h, omi_class_block_size(class_index));
+}
+
+void *omi_pool_malloc_slow(om_heap *h, size_t class_index)
+{
+    /* Tail calls both: this dispatch costs no stack frame. */
+    if (h->secure.on)
+        return pool_secure_malloc(h, class_index);
+    return pool_malloc_fresh(h, class_index);
 }
 
 void omi_pool_refill(om_heap *h, omi_pool *pool)
@@ -460,9 +668,10 @@ void omi_pool_refill(om_heap *h, omi_pool *pool)
         pool_unlink_exhausted_head(h, pool);
 }
 
-void omi_pool_free_slow(omi_pool *pool, bool was_exhausted)
+/* After a block went back to pool: relinks an exhausted pool, gives back
+ * or settles an emptied one. */
+static void pool_after_free(om_heap *h, omi_pool *pool, bool was_exhausted)
 {
-    om_heap *h = omi_arena_of_pool(pool)->heap;
     if (was_exhausted) {
         om_assert(pool->list_state == OMI_POOL_UNLISTED);
         pool_link_head(h, pool);
@@ -488,6 +697,45 @@ void omi_pool_free_known_invalid(const void *p, size_t class_index)
               "  (a corrupted object or type)",
               p, omi_class_block_size(class_index), (unsigned)pool->class_index,
               (unsigned)pool->next_offset);
+}
+
+static _Noreturn OMI_COLD void secure_double_free(const char *function, const omi_pool *pool,
+                                                  const void *block)
+{
+    omi_fatal("%s(%p): double free: the block (%zu B, pool %p) is already on its pool's "
+              "free list (hardened mode)",
+              function, block, omi_class_block_size(pool->class_index),
+              (void *)pool_memory(pool));
+}
+
+/* A hardened heap's free: the inline path pushed the block on
+ * pool->freeblock (which such pools keep NULL) and came here. The block
+ * moves onto the encoded list unless it carries the free mark already. */
+static OMI_NOINLINE void pool_secure_free(om_heap *h, omi_pool *pool, const char *function)
+{
+    const omi_secure *s = &h->secure;
+    omi_block *block = pool->freeblock;
+    pool->freeblock = NULL;
+    omi_track_internal_open(block, SECURE_BLOCK_WORDS);
+    bool marked_free = ((uintptr_t *)block)[1] == secure_free_mark(s, block);
+    omi_track_internal_close(block, SECURE_BLOCK_WORDS);
+    if (marked_free)
+        secure_double_free(function, pool, block);
+    uintptr_t *head = secure_head_of(pool);
+    omi_block *old_head = secure_decode(s, head, *head);   /* checked when popped */
+    secure_link_free(s, block, old_head);
+    *head = secure_encode(s, head, block);
+    if (omi_pool_free_needs_slow(pool, old_head == NULL))
+        pool_after_free(h, pool, old_head == NULL);
+}
+
+void omi_pool_free_slow(omi_pool *pool, bool was_exhausted, const char *function)
+{
+    om_heap *h = omi_arena_of_pool(pool)->heap;
+    if (h->secure.on)
+        pool_secure_free(h, pool, function);   /* a tail call: no frame here */
+    else
+        pool_after_free(h, pool, was_exhausted);
 }
 
 /* ---- Whole heaps ------------------------------------------------------------ */
@@ -559,7 +807,8 @@ int omi_pool_for_each_arena(const om_heap *h, omi_arena_visit_fn fn, void *arg)
 
 /* The free list of an assigned pool: inside the carved part, on block
  * boundaries, no longer than the free blocks it can have. Links are read
- * through omi_pool_block_next, the one decoder of free-list links. */
+ * through omi_pool_free_first / omi_pool_free_next, which decode a hardened
+ * heap's links. */
 static void pool_check_free_list(omi_pool *pool)
 {
     size_t block_size = omi_class_block_size(pool->class_index);
@@ -570,17 +819,14 @@ static void pool_check_free_list(omi_pool *pool)
     POOL_CHECK(carved <= capacity && pool->used <= carved,
                "pool %p (class %zu B): %u used of %zu carved, %zu fit", (void *)base,
                block_size, (unsigned)pool->used, carved, capacity);
-    for (omi_block *b = pool->freeblock; b != NULL; listed++) {
+    for (omi_block *b = omi_pool_free_first(pool); b != NULL; listed++) {
         size_t offset = (size_t)((char *)b - base);
         POOL_CHECK((char *)b >= base && offset < pool->next_offset && offset % block_size == 0,
                    "pool %p (class %zu B): free-list entry %p is not a carved block of it",
                    (void *)base, block_size, (void *)b);
         POOL_CHECK(listed < capacity, "pool %p (class %zu B): its free list has a cycle",
                    (void *)base, block_size);
-        omi_track_internal_open(b, sizeof *b);
-        omi_block *next = omi_pool_block_next(pool, b);
-        omi_track_internal_close(b, sizeof *b);
-        b = next;
+        b = omi_pool_free_next(pool, b);
     }
     POOL_CHECK(listed + pool->used == carved,
                "pool %p (class %zu B): %zu used + %zu free != %zu carved blocks", (void *)base,
@@ -595,7 +841,7 @@ static void pool_check_assigned(omi_pool *pool)
     bool listed = pool->list_state != OMI_POOL_UNLISTED;
     POOL_CHECK(pool->list_state <= OMI_POOL_ALONE, "pool %p has list state %u",
                (void *)pool_memory(pool), (unsigned)pool->list_state);
-    POOL_CHECK(!listed || pool->freeblock != NULL,
+    POOL_CHECK(!listed || omi_pool_free_first(pool) != NULL,
                "pool %p is on its class list with no free block", (void *)pool_memory(pool));
     POOL_CHECK(listed || pool->used == OMI_POOL_SIZE / omi_class_block_size(pool->class_index),
                "pool %p is off its class list but not full", (void *)pool_memory(pool));

@@ -127,6 +127,9 @@ typedef struct omi_arena {
     uint64_t spare_since_ms;         /* when it became a spare (on the spare stack) */
     om_arena_allocator allocator;    /* the allocator that mapped it */
     _Alignas(64) omi_pool pools[OMI_POOLS_PER_ARENA];   /* state per pool */
+    uintptr_t secure_heads[OMI_POOLS_PER_ARENA];   /* hardened heaps only: each
+                                        pool's free-list head, encoded (their
+                                        pools' freeblock stays NULL; pool.c) */
 } omi_arena;
 
 _Static_assert(sizeof(omi_arena) <= OMI_POOL_SIZE, "the descriptor must fit in pool 0");
@@ -158,6 +161,19 @@ typedef struct omi_medium_heap {
 
 /* ---- The heap ------------------------------------------------------------ */
 
+/* A hardened heap's secrets (OBJMEM_SECURE; pool.c's design comment).
+ * A free-list link to `next` stored at address `slot` is kept as
+ *   rotl(next ^ slot ^ link_xor, link_rotate) + link_add
+ * and a free block's second word holds (block ^ free_tag). */
+typedef struct omi_secure {
+    bool on;                         /* the heap is hardened (fixed at its first pool) */
+    unsigned link_rotate;            /* 1 … 63 */
+    uintptr_t link_xor;              /* random */
+    uintptr_t link_add;              /* random */
+    uintptr_t free_tag;              /* random: marks blocks on a free list */
+    uint64_t shuffle_state;          /* xorshift64 state for carving order, != 0 */
+} omi_secure;
+
 struct om_heap {
     omi_pool *usable[OMI_CLASS_COUNT];   /* pools with room per class;
                                             &omi_pool_sentinel when none */
@@ -186,6 +202,7 @@ struct om_heap {
     size_t arenas_current;
     size_t arenas_highwater;
     bool is_default;                     /* the MEM/OBJ heap: never deleted */
+    omi_secure secure;                   /* hardened mode (OBJMEM_SECURE) */
 };
 
 #endif
