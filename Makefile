@@ -4,6 +4,8 @@
 #                then the thread tests under ThreadSanitizer
 #   make bench   build the benchmarks against their peers and run them
 #   make fuzz    run each libFuzzer target in fuzz/ for FUZZ_SECONDS
+#   make soak    a mixed multi-threaded workload for SOAK_SECONDS (600)
+#                that fails if RSS drifts more than 2 % after warm-up
 #   make install PREFIX=/usr/local
 #   make docs    regenerate docs/reference.md from the headers' doc-comments
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
@@ -11,7 +13,7 @@ PREFIX ?= /usr/local
 CMAKE  ?= cmake
 CTEST  ?= ctest
 
-.PHONY: all build demo test test-release test-asan test-tsan bench fuzz fuzz-run install clean docs
+.PHONY: all build demo test test-release test-asan test-tsan bench fuzz fuzz-run soak install clean docs
 
 all: build
 
@@ -87,11 +89,20 @@ fuzz-run:
 	    -artifact_prefix=build-fuzz/$$t- $(FUZZ_FLAGS) build-fuzz/corpus/$$t fuzz/corpus/$$t; \
 	done
 
+# Soak (issue 9): soak/soak.c's design comment has the workload and the
+# drift statistic (medians of windows of the 1 s RSS samples).
+SOAK_SECONDS ?= 600
+
+soak:
+	$(CMAKE) -S . -B build-soak -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOM_WERROR=ON -DOM_BUILD_SOAK=ON -DOM_BUILD_TESTS=OFF
+	$(CMAKE) --build build-soak -j $(JOBS) --target soak
+	./build-soak/soak/soak $(SOAK_SECONDS)
+
 install: build
 	$(CMAKE) --install build --prefix $(PREFIX)
 
 clean:
-	rm -rf build build-asan build-tsan build-bench build-fuzz
+	rm -rf build build-asan build-tsan build-bench build-fuzz build-soak
 
 # docs/reference.md from the headers (checked by the CTest test docs-reference).
 docs:
