@@ -175,6 +175,13 @@ expect_in bench-text out "^pairs +[0-9.]+ +[0-9.]+ +pair$"
 expect_in bench-text out "^trees +[0-9.]+$"
 if grep -q "churn\|mimalloc" "$work/bench-text.out"; then bad "bench --filter ran what it filtered out"; else ok; fi
 if grep -q $'\r' "$work/bench-text.out"; then bad "bench drew a progress bar on a pipe"; else ok; fi
+# On a terminal (script(1) gives it one), the bar is drawn, and full at the end.
+if command -v script >/dev/null 2>&1; then
+  run bench-tty script -qec "'$tool' bench --quick --filter pairs,glibc" /dev/null
+  expect_rc bench-tty 0
+  expect_in bench-tty out "\[#{30}\] +2/2"
+  expect_in bench-tty out "ratios: objmem time / peer time"
+fi
 
 # A measurement that fails (the window workload holds ~8 MiB; capped at
 # ~10 MB of address space, objmem's child runs out): named, exit 1.
@@ -212,6 +219,9 @@ if grep -Eq "^ +main \(" "$work/trace-one-frame.out"; then bad "trace --frames 1
 run trace-missing "$tool" trace -- "$work/no-such-program"
 expect_rc trace-missing 1
 expect_in trace-missing err "cannot run '.*no-such-program': No such file"
+run trace-tmpdir env TMPDIR="$work/no-such-dir" "$tool" trace -- "$leaky"
+expect_rc trace-tmpdir 1
+expect_in trace-tmpdir err "cannot make a directory for the snapshot"
 run trace-foreign "$tool" trace -- true
 expect_rc trace-foreign 1
 expect_in trace-foreign err "true left no trace snapshot"

@@ -60,8 +60,10 @@ int cmd_report(int argc, char **argv)
     if (path == NULL)
         return usage_error(report_usage, "--html FILE is required");
 
-    if (!om_trace_is_tracing() && om_trace_start(REPORT_TRACE_FRAMES) != 0)
-        return fail_om("om_trace_start(%d)", REPORT_TRACE_FRAMES), EXIT_FAILURE;
+    if (!om_trace_is_tracing() && om_trace_start(REPORT_TRACE_FRAMES) != 0) {
+        fail_om("om_trace_start(%d)", REPORT_TRACE_FRAMES);
+        return EXIT_FAILURE;
+    }
     stats_workload w;
     int rc = stats_workload_run(&w);
     if (rc == 0 && om_gc_collect(-1) < 0)

@@ -8,7 +8,8 @@
  * traced when the process exits (atexit, om_snapshot_dump format). So the
  * tool needs nothing from the program but its link to objmem:
  *
- *   1. make a private directory (mkdtemp) for the snapshot file;
+ *   1. make a private directory (mkdtemp in $TMPDIR, else /tmp) for the
+ *      snapshot file;
  *   2. posix_spawnp the program with both variables added to the
  *      environment, and wait for it (its stdout and stderr pass through);
  *   3. report how it ended (exit status or signal), om_snapshot_load the
@@ -227,9 +228,13 @@ int cmd_trace(int argc, char **argv)
     if (parsed != 0)
         return parsed;
 
-    char dir[] = "/tmp/objmem-trace.XXXXXX";
-    if (mkdtemp(dir) == NULL)
-        return fail("cannot make a directory for the snapshot: %s", strerror(errno)), EXIT_FAILURE;
+    const char *tmp = getenv("TMPDIR");
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/objmem-trace.XXXXXX", tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
+    if (strlen(dir) + 1 == sizeof dir || mkdtemp(dir) == NULL) {
+        fail("cannot make a directory for the snapshot: %s", strerror(errno));
+        return EXIT_FAILURE;
+    }
     char path[sizeof dir + 16], frames_var[48], output_var[sizeof path + 24];
     snprintf(path, sizeof path, "%s/snapshot", dir);
     snprintf(frames_var, sizeof frames_var, "OBJMEM_TRACEMALLOC=%zu", o.frames);
