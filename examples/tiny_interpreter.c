@@ -150,9 +150,11 @@ static om_object *pop(interp *it)           /* new reference to the caller */
     return it->stack[--it->depth];
 }
 
+/* Variable names are interned: one canonical str per text and runtime, so
+ * a lookup matches the dict's key by pointer. */
 static int store(interp *it, const char *name, om_object *v)   /* steals v */
 {
-    om_object *key = om_str_from_cstr(name);
+    om_object *key = om_str_intern_cstr(name);
     int rc = key != NULL ? om_dict_set(it->globals, key, v) : -1;
     om_xdecref(key);
     om_decref(v);
@@ -161,7 +163,7 @@ static int store(interp *it, const char *name, om_object *v)   /* steals v */
 
 static int load(interp *it, const char *name)
 {
-    om_object *key = om_str_from_cstr(name);
+    om_object *key = om_str_intern_cstr(name);
     om_object *v = key != NULL ? om_dict_get(it->globals, key) : NULL;   /* borrowed */
     om_xdecref(key);
     if (v == NULL)
@@ -255,7 +257,7 @@ static void *interpreter_thread(void *arg)
     }
     j->total = -1;
     if (run(&it, j->code) == 0) {
-        om_object *key = om_str_from_cstr("total");
+        om_object *key = om_str_intern_cstr("total");
         om_object *v = key != NULL ? om_dict_get(it.globals, key) : NULL;
         if (v == NULL || om_int_as_i64(v, &j->total) != 0)
             j->total = -1;
