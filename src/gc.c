@@ -80,8 +80,8 @@
  * Pacing of the young collections. The hot path compares count[0] with
  * young_threshold, the effective threshold 0, not threshold[0]. An
  * automatic collection that finds no garbage doubles it (YOUNG_GROWTH), up
- * to the number of tracked objects (and in incremental mode up to one
- * step's object limit); any collection or step that finds garbage, and
+ * to the number of tracked objects (and in incremental mode up to a
+ * quarter of a step's object limit); any collection or step that finds garbage, and
  * om_gc_set_threshold, set it back to threshold[0]. So a program that
  * builds big acyclic structures (binary trees) is examined O(log) times
  * per doubling of its heap instead of once per 700 objects, and most of its
@@ -102,25 +102,30 @@
  * full collection, a sweep starts: the scanned half becomes the unscanned
  * one. Each step (one after every automatic collection while the sweep
  * runs, so that it keeps pace with promotions) takes seeds from the
- * unscanned half while it has examined fewer
- * than limit/2 objects, and with each seed the transitive closure of what
- * it reaches in the unscanned half, up to `limit` objects (limit = budget ÷
- * measured ns per object), then runs the algorithm above on that set;
+ * unscanned half while it has examined fewer than limit/2 objects, and
+ * with each seed the transitive closure of what it reaches in the
+ * unscanned half, up to `limit` objects or, past step_least, until 40 % of
+ * its budget has gone (closures of STEP_CLOCK_OBJECTS objects or more are
+ * cut then; the cost per object varies 2-3× with the state of the caches;
+ * limit = budget ÷ ns per object, measured on the steps
+ * themselves: a full collection's cost per object is 3-10× lower, a step
+ * over a churned heap misses the caches on almost every object), then
+ * runs the algorithm above on that set;
  * survivors go to the scanned half, as do objects promoted meanwhile. Sound
  * by the argument above (any S). Complete: a garbage structure is a
  * union of strongly connected parts, and one with no garbage referrer (a
  * "source") is referenced from nothing outside itself; when the first of its
  * objects enters a step, the closure brings in all of it (each part member
- * reaches every other) unless the step hits `limit`, so it is freed in that
+ * reaches every other) unless the step is full (limit or clock), so it is freed in that
  * step; freeing it drops the only references to what it held, which then
- * dies by refcount or is a source for the next sweep. A step cut short
- * (a closure above `limit`, i.e. a structure larger than the budget) may
+ * dies by refcount or is a source for the next sweep. A closure cut short
+ * (by `limit`: a structure larger than the budget; or by the clock) may
  * split garbage; then, at the next sweep start, if generation 2 has grown
  * to FALLBACK_GROWTH times its size after the last full collection, a full
  * collection runs instead (counted in fallbacks): garbage is never kept
  * for ever, and the pause bound holds for heaps whose structures fit a step.
  * In this mode the young collections stay within the budget too: the
- * effective threshold 0 never exceeds a step's limit, and generation 0's
+ * effective threshold 0 never exceeds limit / STEP_PACE, and generation 0's
  * survivors go straight to generation 2 (COLLECT_YOUNG_TO_OLD), where the
  * sweep examines them; a collection of generation 1 (up to threshold 0 ×
  * (threshold 1 + 1) objects scattered over a churned heap) alone took 2–6
@@ -157,13 +162,19 @@
 #define STEP_DEFAULT_BUDGET_US 1000    /* om_gc_collect_step with the option at 0 */
 #define STEP_MIN_OBJECTS 1024          /* a step examines at least this many, and at
                                           least STEP_PACE × threshold 0, to keep pace */
-#define STEP_PACE 4
+#define STEP_PACE 4                    /* and the effective threshold 0 stays below
+                                          limit / STEP_PACE in incremental mode */
 #define FULL_ALLOC_FACTOR 16           /* a full collection at least every this many
                                           × generation 2's size tracked allocations */
 #define FULL_ALLOC_MIN 65536
 #define GC_WHOLE_EVERY 4               /* see pending_only_turn */
-#define STEP_INITIAL_NS_PER_OBJECT 40.0
-#define STEP_ESTIMATE_MIN_OBJECTS 4096 /* collections this big update the estimate */
+#define STEP_INITIAL_NS_PER_OBJECT 400.0  /* a step's cost per object on a heap
+                                          bigger than the caches (gc_bench (d):
+                                          300-800 ns), until steps measure it */
+#define STEP_ESTIMATE_MIN_OBJECTS 256  /* steps this big update the estimate */
+#define STEP_CLOCK_OBJECTS 64          /* a step reads the clock every this many objects */
+#define STEP_GATHER_SHARE_PERCENT 40   /* of the budget, for gathering the step's
+                                          objects: examining them costs 1-1.6× that */
 #define FALLBACK_GROWTH 2              /* see "Incremental mode" above */
 #define GC_PAUSE_LOG OM_GC_PAUSE_LOG   /* collections om_gc_get_pauses remembers */
 #define YOUNG_GROWTH 2                 /* a fruitless young collection multiplies
@@ -926,10 +937,8 @@ static long collect_generation_ex(int generation, collect_kind kind)
     unsigned target = to_old || generation == 2 ? gc.old_scanned : SPACE_GEN1;
     find_unreachable(&work, total, &unreachable, target, to_old);
     gc_result r = finish_collection(&unreachable, target);
-    if (generation == 2 && kind == COLLECT_EXACT) {
+    if (generation == 2 && kind == COLLECT_EXACT)
         gc.old_after_full = old_live();
-        update_estimate(gc_now_ns() - start, total);
-    }
     record_result(generation, false, total, r, start);
     return (long)(r.collected + r.uncollectable);
 }
@@ -948,7 +957,11 @@ typedef struct closure_ctx {
     unsigned from;          /* the unscanned half */
     size_t count;           /* objects in work */
     size_t limit;           /* at most this many */
-    bool truncated;         /* a referent was left out for the limit */
+    bool truncated;         /* a referent was left out (limit or clock) */
+    uint64_t gather_until_ns;   /* the gather's share of the budget ends here */
+    bool out_of_time;       /* ...and has ended */
+    size_t seed_at;         /* count when the current seed was taken */
+    size_t least;           /* the clock cuts nothing before this many */
 } closure_ctx;
 
 static void closure_take(omi_gc_head *h, closure_ctx *ctx)
@@ -960,6 +973,29 @@ static void closure_take(omi_gc_head *h, closure_ctx *ctx)
     ctx->count++;
 }
 
+/* true once the gather's share of the budget has gone, but never before
+ * the step holds ctx->least objects (see step_least). */
+static bool out_of_time(closure_ctx *ctx)
+{
+    if (!ctx->out_of_time && ctx->count >= ctx->least && gc_now_ns() >= ctx->gather_until_ns)
+        ctx->out_of_time = true;
+    return ctx->out_of_time;
+}
+
+/* true when the current closure may take no more objects: `limit` of them,
+ * or out of time once the closure holds STEP_CLOCK_OBJECTS or more (a
+ * closure through a big container can hold thousands of objects, so the
+ * clock is read every STEP_CLOCK_OBJECTS of them; smaller structures are
+ * never split by the clock). */
+static bool closure_full(closure_ctx *ctx)
+{
+    size_t in_closure = ctx->count - ctx->seed_at;
+    if (ctx->count >= ctx->limit)
+        return true;
+    return in_closure >= STEP_CLOCK_OBJECTS && in_closure % STEP_CLOCK_OBJECTS == 0 &&
+           out_of_time(ctx);
+}
+
 static int visit_closure(om_object *o, void *arg)
 {
     closure_ctx *ctx = arg;
@@ -968,7 +1004,7 @@ static int visit_closure(om_object *o, void *arg)
     omi_gc_head *h = omi_gc_head_of(o);
     if (head_space(h) != ctx->from)
         return 0;
-    if (ctx->count >= ctx->limit) {
+    if (closure_full(ctx)) {
         ctx->truncated = true;
         return 1;           /* stop this traverse: nothing more fits */
     }
@@ -976,12 +1012,14 @@ static int visit_closure(om_object *o, void *arg)
     return 0;
 }
 
-/* Seeds from the unscanned half while fewer than limit/2 objects are in,
- * each with its closure in that half (up to limit objects). */
+/* Seeds from the unscanned half while fewer than limit/2 objects are in
+ * and there is time, each with its closure in that half (see
+ * closure_full). */
 static void gather_step(closure_ctx *ctx)
 {
     omi_gc_head *unscanned = &gc.lists[ctx->from];
-    while (ctx->count < ctx->limit / 2 && !list_is_empty(unscanned)) {
+    while (ctx->count < ctx->limit / 2 && !list_is_empty(unscanned) && !out_of_time(ctx)) {
+        ctx->seed_at = ctx->count;
         omi_gc_head *seed = head_next(unscanned);
         closure_take(seed, ctx);
         for (omi_gc_head *h = seed; h != ctx->work; h = head_next(h))
@@ -989,12 +1027,26 @@ static void gather_step(closure_ctx *ctx)
     }
 }
 
-static size_t step_limit(void)
+static uint64_t step_budget_ns(void)
 {
     long budget_us = omi_option_values[OM_OPTION_GC_INCREMENTAL_BUDGET_US];
-    if (budget_us <= 0)
-        budget_us = STEP_DEFAULT_BUDGET_US;
-    double limit = (double)budget_us * 1000.0 / gc.ns_per_object;
+    return (uint64_t)(budget_us > 0 ? budget_us : STEP_DEFAULT_BUDGET_US) * 1000u;
+}
+
+/* What a step examines before the clock may cut it: limit/4, and STEP_PACE
+ * times what a young collection can promote, so that the sweep keeps ahead
+ * of the promotions however slow the machine (then the pause grows
+ * instead of the garbage). */
+static size_t step_least(size_t limit)
+{
+    size_t pace = (size_t)STEP_PACE * (size_t)gc.young_threshold;
+    size_t least = limit / 4 > pace ? limit / 4 : pace;
+    return least < limit ? least : limit;
+}
+
+static size_t step_limit(void)
+{
+    double limit = (double)step_budget_ns() / gc.ns_per_object;
     double least = (double)STEP_PACE * (double)gc.threshold[0];
     if (least < STEP_MIN_OBJECTS)
         least = STEP_MIN_OBJECTS;
@@ -1025,7 +1077,10 @@ static long collect_step(void)
     omi_gc_head work, unreachable;
     list_init(&work);
     list_init(&unreachable);
-    closure_ctx ctx = {&work, old_unscanned(), 0, step_limit(), false};
+    size_t limit = step_limit();
+    closure_ctx ctx = {&work, old_unscanned(), 0, limit, false,
+                       start + step_budget_ns() * STEP_GATHER_SHARE_PERCENT / 100, false, 0,
+                       step_least(limit)};
     gather_step(&ctx);
     gc.truncated_since_full |= ctx.truncated;
     find_unreachable(&work, ctx.count, &unreachable, gc.old_scanned, false);
@@ -1101,15 +1156,17 @@ static long incremental_full_due(void)
 
 /* The most the effective threshold 0 may reach: the tracked objects (so the
  * young garbage a collection can find late stays below the live data), and
- * in incremental mode what one step may examine (so a young collection
- * stays within the budget); never below threshold 0. */
+ * in incremental mode 1 / STEP_PACE of a step's object limit (a young
+ * collection then stays well within the budget, and the step after it
+ * examines at least STEP_PACE times what it can promote, so that sweeps
+ * keep ahead); never below threshold 0. */
 static long young_bound(void)
 {
     if (gc.threshold[0] == 0)
         return 0;
     size_t bound = (gc.live[SPACE_GEN0] + gc.live[SPACE_GEN1] + old_live()) / YOUNG_BOUND_DIVISOR;
     if (omi_option_values[OM_OPTION_GC_INCREMENTAL_BUDGET_US] > 0) {
-        size_t limit = step_limit();
+        size_t limit = step_limit() / STEP_PACE;
         bound = bound < limit ? bound : limit;
     }
     return (size_t)gc.threshold[0] > bound ? gc.threshold[0] : (long)bound;

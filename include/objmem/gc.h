@@ -95,8 +95,8 @@ OM_API void om_gc_get_threshold(long *threshold0, long *threshold1, long *thresh
 /** The thresholds automatic collection uses now: threshold 1 and 2 as set,
  *  and the effective threshold 0, which is threshold 0 or, after automatic
  *  collections that found no garbage, up to the number of tracked objects
- *  (see "Pacing" above; in incremental mode also up to one step's object
- *  limit). It returns to threshold 0 as soon as a collection finds garbage
+ *  (see "Pacing" above; in incremental mode also up to a quarter of a
+ *  step's object limit). It returns to threshold 0 as soon as a collection finds garbage
  *  and when om_gc_set_threshold is called. Any pointer may be NULL. */
 OM_API void om_gc_get_effective_threshold(long *threshold0, long *threshold1,
                                           long *threshold2);
