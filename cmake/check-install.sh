@@ -2,8 +2,10 @@
 # check-install.sh BUILD_DIR SOURCE_DIR — the install test (CTest
 # install-consumer). Installs the build into a scratch prefix, checks that
 # every installed piece is there (static and shared library, headers, CMake
-# package, objmem.pc, the tool, the manual page), renders the manual page,
-# then builds examples out of tree against the installed copy, through
+# package, objmem.pc, the tool, the manual page), renders the manual page
+# and checks that it documents every subcommand and option the installed
+# tool's help lists, then builds examples out of tree against the installed
+# copy, through
 # pkg-config and through find_package(objmem), and runs them. Prints
 # "N passed, N failed" like every test; a check that cannot run here (no
 # man or groff) says SKIPPED and does not count.
@@ -44,15 +46,30 @@ check "installed tool: unknown command exits 2" \
     sh -c "'$prefix/bin/objmem' no-such-command; test \$? -eq 2"
 
 page=$prefix/share/man/man1/objmem.1
+rendered=$scratch/objmem.1.txt
 if command -v man >/dev/null 2>&1; then
-    check "man -l objmem.1 renders" sh -c "MANWIDTH=80 man -l '$page' 2>&1 | grep -q 'objmem trace'"
+    check "man -l objmem.1 renders" sh -c "MANWIDTH=200 man -l '$page' >'$rendered' 2>&1 && grep -q 'objmem trace' '$rendered'"
     check "man page has no roff warnings" sh -c \
         "command -v groff >/dev/null || exit 0; test -z \"\$(groff -man -Tutf8 -ww -z '$page' 2>&1)\""
 elif command -v groff >/dev/null 2>&1; then
-    check "groff renders objmem.1" sh -c "groff -man -Tutf8 -ww '$page' 2>&1 | grep -q 'objmem trace'"
+    check "groff renders objmem.1" sh -c "groff -man -Tascii -rLL=200n -ww '$page' >'$rendered' 2>&1 && grep -q 'objmem trace' '$rendered'"
 else
+    rendered=
     echo "SKIPPED: rendering the man page (neither man nor groff is installed)"
 fi
+# The page is written by hand: each subcommand `objmem help` lists, and each
+# option its --help names, must appear in it.
+commands=$("$prefix/bin/objmem" help | awk '/^commands:/ {on = 1; next} on && NF == 0 {exit} on {print $1}')
+check "objmem help lists commands" test -n "$commands"
+for command in $commands; do
+    check "installed tool: objmem $command --help" "$prefix/bin/objmem" "$command" --help
+    if [ -n "$rendered" ]; then
+        check "man page describes $command" grep -qE "^ {7}$command( |\$)" "$rendered"
+    fi
+    for option in $("$prefix/bin/objmem" "$command" --help | grep -oE -- '--[a-z][a-z-]*' | sort -u); do
+        check "man page documents $command $option" grep -qF -- "\\-\\-${option#--}" "$page"
+    done
+done
 
 export PKG_CONFIG_PATH=$libdir/pkgconfig
 IFS=';' read -r -a sources <<<"$examples"
