@@ -65,12 +65,13 @@
  *                      offset in the mapping, hence its alignment.
  * Every step can fail with the block left as it was: NULL, OM_ENOMEM.
  *
- * Tools: the pages are fresh mappings, never poisoned; ASan's shadow is
- * cleared after each map or move in case a former tenant of the range left
- * poison behind. The blocks are not announced to valgrind as heap blocks:
- * memcheck follows mmap, mremap and munmap itself, so a use after the
- * mapping is unmapped faults or is reported; a use while a freed mapping
- * waits in the cache is not seen (with the purge delay at 0 it never waits).
+ * Tools: the pages are fresh mappings; ASan's shadow is cleared after each
+ * map or move in case a former tenant of the range left poison behind. The
+ * blocks are not announced to valgrind as heap blocks: memcheck follows
+ * mmap, mremap and munmap itself, so a use after the mapping is unmapped
+ * faults or is reported. While a freed mapping waits in the cache its block
+ * is closed to both tools (poisoned, no access), so a use after free is
+ * reported then too, and opened again when the mapping is reused.
  * One exception:
  * memcheck 3.19 gets an mremap(MAYMOVE | FIXED) wrong when the old mapping
  * has a neighbour right after it (the very case that makes us move), and
@@ -214,6 +215,7 @@ static void large_unmap(omi_large *l)
 {
     size_t map_size = l->map_size;
     omi_addrmap_clear((uintptr_t)l, map_size);
+    omi_asan_unpoison(l, map_size);   /* a cached block is poisoned; the next tenant is not */
     omi_os_unmap(l, map_size);
 }
 
@@ -255,6 +257,7 @@ static inline omi_large *large_checked(const char *function, uintptr_t entry, co
 
 static void large_cache_push(om_heap *h, omi_large *l)
 {
+    omi_track_internal_close(large_block(l), large_usable(l));
     l->cached = true;
     l->freed_ms = h->now_ms;   /* read by the purge check just before */
     large_list_push(&h->large_cache, l);
@@ -308,6 +311,7 @@ static void *large_alloc(om_heap *h, size_t size, size_t alignment, bool zero)
     omi_large *reused = large_cache_find(h, &place, map_size, alignment);
     if (reused != NULL) {
         large_cache_remove(h, reused);
+        omi_track_internal_open(large_block(reused), large_usable(reused));
         reused->size = size;
         large_link(h, reused);
         if (zero)

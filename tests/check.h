@@ -10,7 +10,8 @@
  * returns its wait status, with the child's stderr captured: for tests of
  * fatal reports that abort.
  *
- * OM_TEST_SCALE(n) shrinks stress parameters under sanitizers.
+ * OM_TEST_SCALE(n) shrinks stress parameters under sanitizers and valgrind
+ * (OM_TEST_VALGRIND, set by `make valgrind`).
  */
 #ifndef OM_TESTS_CHECK_H
 #define OM_TESTS_CHECK_H
@@ -47,7 +48,7 @@ static int check_failed;
         }                                                                     \
     } while (0)
 
-#ifdef OM_TEST_SANITIZED
+#if defined(OM_TEST_SANITIZED) || defined(OM_TEST_VALGRIND)
 #define OM_TEST_SCALE(n) ((n) / 10 > 0 ? (n) / 10 : 1)
 #else
 #define OM_TEST_SCALE(n) (n)
