@@ -111,6 +111,8 @@ soak:
 #   test-trace      re-executes itself through /proc/self/exe to test
 #                   OBJMEM_TRACEMALLOC, which under valgrind is memcheck's own
 #                   launcher (memcheck found no error in it)
+#   test-environment re-executes itself through /proc/self/exe with one
+#                   OBJMEM_* setting each time, as test-trace does
 #   test-gil        (both passes) counts GIL hand-overs within a wall-clock
 #                   window of 40 switch intervals; valgrind runs one thread at
 #                   a time, 20-50x slower (memcheck found no error in it)
@@ -119,7 +121,7 @@ soak:
 # sizes, arenas, fault injection, debug hooks, tracing headers) or free
 # private-heap blocks through the domains, which OBJMEM_MALLOC=malloc hands
 # to glibc (they fail that way without valgrind too).
-VALGRIND_POOLS_EXCLUDE = test-arena test-heap test-sanitizer test-gil test-trace
+VALGRIND_POOLS_EXCLUDE = test-arena test-heap test-sanitizer test-gil test-trace test-environment
 VALGRIND_MALLOC_TESTS = test-dict test-gc test-sequences test-weakref
 
 valgrind:

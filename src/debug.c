@@ -776,10 +776,6 @@ static void debug_route_to_system(void)
 
 void omi_debug_apply_environment(void)
 {
-    static bool applied;
-    if (applied)
-        return;
-    applied = true;
     const char *mode = getenv("OBJMEM_MALLOC");
     if (mode == NULL || *mode == '\0' || strcmp(mode, "default") == 0)
         return;
@@ -790,9 +786,4 @@ void omi_debug_apply_environment(void)
     else if (strcmp(mode, "malloc") != 0)
         fprintf(stderr, "objmem: ignoring OBJMEM_MALLOC=%s (expected default, debug, malloc "
                         "or malloc_debug)\n", mode);
-}
-
-__attribute__((constructor)) static void debug_read_environment(void)
-{
-    omi_debug_apply_environment();
 }

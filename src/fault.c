@@ -240,7 +240,7 @@ static int fault_arm_from_text(const char *text)
     return om_fail_after((om_domain)domain, n);
 }
 
-__attribute__((constructor)) static void fault_read_environment(void)
+void omi_fault_read_environment(void)
 {
     const char *text = getenv("OBJMEM_FAIL");
     if (text != NULL && *text != '\0' && fault_arm_from_text(text) != 0)

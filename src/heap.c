@@ -345,8 +345,12 @@ size_t om_usable_size(const void *ptr)
     return omi_usable_size("om_usable_size", ptr);
 }
 
+/* Every module's environment settings (internal.h lists the order). */
 __attribute__((constructor)) static void heap_read_environment(void)
 {
+    omi_debug_apply_environment();
+    omi_trace_read_environment();
+    omi_fault_read_environment();
     const char *stats = getenv("OBJMEM_MALLOCSTATS");
     if (stats != NULL && strcmp(stats, "1") == 0)
         atexit(omi_stats_print_at_exit);

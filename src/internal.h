@@ -588,8 +588,14 @@ OMI_HIDDEN void omi_debug_check(const om_heap *h);
 struct omi_debug_lists;
 OMI_HIDDEN void omi_debug_lists_release(struct omi_debug_lists *lists);
 
-/* OBJMEM_MALLOC applied once (its constructor, or tracing's first). */
+/* The environment's settings, read once at load time by heap.c's
+ * constructor, in this order (tracing wraps the debug hooks): OBJMEM_MALLOC,
+ * OBJMEM_TRACEMALLOC and OBJMEM_TRACE_OUTPUT, OBJMEM_FAIL. One caller that
+ * every program links (heap.c) makes a static link pull each reader in: a
+ * constructor in a module the program does not reference would be dropped. */
 OMI_HIDDEN void omi_debug_apply_environment(void);
+OMI_HIDDEN void omi_trace_read_environment(void);
+OMI_HIDDEN void omi_fault_read_environment(void);
 
 /* The thread rules, checked only while the debug hooks are on (debug.c's
  * "Thread rules"); each violation is one fatal report naming `function`.

@@ -111,7 +111,7 @@ static uint8_t class_of_units[(OMI_MEDIUM_SIZE_MAX >> UNIT_SHIFT) + 1];
 /* class_units[c]: the run length of class c, in units. */
 static uint16_t class_units[OMI_MEDIUM_CLASS_COUNT];
 
-__attribute__((constructor)) static void medium_fill_class_tables(void)
+__attribute__((constructor(102))) static void medium_fill_class_tables(void)
 {
     size_t c = 0;
     for (size_t units = 0; units < sizeof class_of_units; units++) {

@@ -1850,16 +1850,13 @@ static void trace_output_at_exit(void)
     atexit(trace_dump_at_exit);
 }
 
-/* OBJMEM_MALLOC is applied first, whichever constructor runs first, so
- * that tracing wraps the debug hooks (the documented order). */
-__attribute__((constructor)) static void trace_read_environment(void)
+void omi_trace_read_environment(void)
 {
     const char *text = getenv("OBJMEM_TRACEMALLOC");
     if (text == NULL || *text == '\0')
         return;
     char *end;
     long n = strtol(text, &end, 10);
-    omi_debug_apply_environment();
     if (*end != '\0' || n < 1 || n > OM_TRACE_MAX_FRAMES || om_trace_start((int)n) != 0)
         fprintf(stderr, "objmem: ignoring OBJMEM_TRACEMALLOC=%s (expected 1 … %d)\n", text,
                 OM_TRACE_MAX_FRAMES);
