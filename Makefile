@@ -71,8 +71,8 @@ bench:
 # and UBSan, from its seeds and regressions in fuzz/corpus/<target>/ (read
 # only; new inputs go to build-fuzz/corpus/<target>/, crashers to
 # build-fuzz/<target>-crash-*). Without clang and libFuzzer (installed by
-# fuzz/install-clang.sh when root) it says so and skips. Warnings are not
-# errors here: clang warns where gcc, the project's compiler, does not.
+# fuzz/install-clang.sh when root) it says so and skips. Warnings are errors
+# here too: the sources build clean under clang as under gcc.
 FUZZ_SECONDS ?= 300
 FUZZ_TARGETS = fuzz_alloc fuzz_objects
 FUZZ_FLAGS ?= -max_len=4096
@@ -83,7 +83,7 @@ fuzz:
 
 fuzz-run:
 	CC=clang $(CMAKE) -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOM_SANITIZE=ON \
-	  -DOM_FUZZ=ON -DOM_DEBUG=2 -DOM_BUILD_TOOLS=OFF
+	  -DOM_FUZZ=ON -DOM_DEBUG=2 -DOM_BUILD_TOOLS=OFF -DOM_WERROR=ON
 	$(CMAKE) --build build-fuzz -j $(JOBS) --target $(FUZZ_TARGETS)
 	set -e; for t in $(FUZZ_TARGETS); do \
 	  mkdir -p build-fuzz/corpus/$$t; \

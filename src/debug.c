@@ -253,8 +253,8 @@ static inline bool span_is(const unsigned char *p, size_t n, unsigned char byte)
 static inline bool guards_intact(const debug_header *h)
 {
     const unsigned char *user = (const unsigned char *)h + PREFIX_SIZE;
-    return span_is(user - GUARD_SIZE, GUARD_SIZE, GUARD_BYTE) &
-           span_is(user + h->size, GUARD_SIZE, GUARD_BYTE);
+    return (int)span_is(user - GUARD_SIZE, GUARD_SIZE, GUARD_BYTE) &   /* both, no branch */
+           (int)span_is(user + h->size, GUARD_SIZE, GUARD_BYTE);
 }
 
 /* The bytes of a freed block that leaving the quarantine checks still read
@@ -265,7 +265,7 @@ static inline bool dead_ends_intact(const debug_header *h)
     const unsigned char *user = (const unsigned char *)h + PREFIX_SIZE;
     if (h->size <= 96)
         return span_is(user, h->size, DEAD_BYTE);
-    return span_is(user, 64, DEAD_BYTE) & span_is(user + h->size - 32, 32, DEAD_BYTE);
+    return (int)span_is(user, 64, DEAD_BYTE) & (int)span_is(user + h->size - 32, 32, DEAD_BYTE);
 }
 
 /* Finds and reports the damaged guard byte of h, if there is one. */

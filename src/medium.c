@@ -154,7 +154,7 @@ static size_t bin_for_request(size_t units)
  * least 1. */
 #define CLASS_SIZE(c) ((size_t)(5 + ((c) & 3)) << (((c) >> 2) + 7))
 #define CACHE_LIMIT(c) \
-    (((size_t)256 << 10) / CLASS_SIZE(c) >= 16 ? 16 : ((size_t)256 << 10) / CLASS_SIZE(c))
+    ((uint8_t)(((size_t)256 << 10) / CLASS_SIZE(c) >= 16 ? 16 : ((size_t)256 << 10) / CLASS_SIZE(c)))
 #define LIMITS4(c) CACHE_LIMIT(c), CACHE_LIMIT(c + 1), CACHE_LIMIT(c + 2), CACHE_LIMIT(c + 3)
 static const uint8_t cache_limits[OMI_MEDIUM_CLASS_COUNT] = {
     LIMITS4(0), LIMITS4(4), LIMITS4(8), LIMITS4(12), LIMITS4(16),
