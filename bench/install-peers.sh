@@ -21,22 +21,9 @@ if [ ${#missing[@]} -eq 0 ]; then
 fi
 
 echo "install-peers: missing ${missing[*]}"
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "install-peers: no apt-get here; skipping (alloc_bench skips missing peers)"
-  exit 0
-fi
-if [ "$(id -u)" -ne 0 ]; then
-  echo "install-peers: not root; skipping (as root: apt-get install ${missing[*]})"
-  exit 0
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-if ! apt-get update -qq; then
-  echo "install-peers: apt-get update failed; skipping"
-  exit 0
-fi
-if ! apt-get install -y -qq --no-install-recommends "${missing[@]}"; then
-  echo "install-peers: apt-get install failed; skipping (alloc_bench skips missing peers)"
+. "$(dirname "$0")/../cmake/apt.sh"
+if ! apt_install install-peers "${missing[@]}"; then
+  echo "install-peers: skipping (alloc_bench skips missing peers)"
   exit 0
 fi
 echo "install-peers: installed ${missing[*]}"

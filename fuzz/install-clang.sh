@@ -24,21 +24,10 @@ if probe; then
   echo "install-clang: clang with libFuzzer is ready"
   exit 0
 fi
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "install-clang: no clang with libFuzzer and no apt-get here"
-  exit 1
-fi
-if [ "$(id -u)" -ne 0 ]; then
-  echo "install-clang: no clang with libFuzzer and not root (as root: apt-get install clang libclang-rt-dev)"
-  exit 1
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq || { echo "install-clang: apt-get update failed"; exit 1; }
-apt-get install -y -qq --no-install-recommends clang || { echo "install-clang: cannot install clang"; exit 1; }
+. "$(dirname "$0")/../cmake/apt.sh"
+apt_install install-clang clang || { echo "install-clang: no clang with libFuzzer"; exit 1; }
 major=$(clang -dumpversion | cut -d. -f1)
-apt-get install -y -qq --no-install-recommends "libclang-rt-$major-dev" ||
-  apt-get install -y -qq --no-install-recommends libclang-rt-dev ||
+apt_install install-clang "libclang-rt-$major-dev" || apt_install install-clang libclang-rt-dev ||
   { echo "install-clang: cannot install libclang-rt-$major-dev"; exit 1; }
 if probe; then
   echo "install-clang: installed clang $major with libFuzzer"
