@@ -748,9 +748,21 @@ static trace_header *any_header(const void *p, bool freed_too)
     return NULL;
 }
 
-om_traceback *om_trace_get_object_traceback(const void *ptr)
+/* The header of live block ptr, or of the block of the object at ptr: an
+ * object of a GC type starts sizeof(omi_gc_head) into its block, behind the
+ * collector's header (a block that small cannot hold such an object). */
+static trace_header *object_header(const void *ptr)
 {
     trace_header *h = any_header(ptr, false);
+    if (h != NULL || ptr == NULL)
+        return h;
+    h = any_header((const unsigned char *)ptr - sizeof(omi_gc_head), false);
+    return h != NULL && h->size >= sizeof(omi_gc_head) + sizeof(om_object) ? h : NULL;
+}
+
+om_traceback *om_trace_get_object_traceback(const void *ptr)
+{
+    trace_header *h = object_header(ptr);
     if (h == NULL) {
         omi_set_error(OM_EINVAL, "om_trace_get_object_traceback(%p): %s", ptr,
                       ptr == NULL ? "NULL" : "not a traced block");

@@ -706,6 +706,30 @@ static int environment_child_main(void)
     return ok ? 0 : 1;
 }
 
+/* Objects: a GC object's block begins with the collector's header, so the
+ * object pointer is not the block's start; both kinds of object are found. */
+static void test_object_tracebacks(void)
+{
+    CHECK(om_trace_start(1) == 0);
+    om_object *list = om_list_new(4);             /* tracked by the collector */
+    om_object *big = om_int_from_i64(1 << 20);    /* not a GC type; not cached */
+    CHECK(list != NULL && big != NULL);
+    om_traceback *tb = om_trace_get_object_traceback(list);
+    /* size: the block, the collector's 16-byte header included */
+    CHECK(tb != NULL && tb->domain == OM_DOMAIN_OBJ && tb->size >= 16 + sizeof(om_var_object));
+    om_traceback_free(tb);
+    tb = om_trace_get_object_traceback(big);
+    CHECK(tb != NULL && tb->domain == OM_DOMAIN_OBJ);
+    om_traceback_free(tb);
+    om_decref(list);
+    om_decref(big);
+    void *small = om_mem_malloc(8);               /* too small to hold an object */
+    CHECK(small != NULL);
+    CHECK(om_trace_get_object_traceback((unsigned char *)small + 16) == NULL);
+    om_mem_free(small);
+    om_trace_stop();
+}
+
 static void test_environment(void)
 {
     char buf[512];
@@ -725,6 +749,7 @@ int main(int argc, char **argv)
     test_raw_threads();
     test_faults();
     test_fatal_reports();
+    test_object_tracebacks();
     test_environment();
     return check_report();
 }

@@ -89,7 +89,9 @@ typedef struct om_traceback {
 /** A copy of the traceback of live block ptr, to free with
  *  om_traceback_free; NULL with OM_EINVAL when ptr is NULL or was not
  *  traced (allocated before tracing, or by a private heap), OM_ENOMEM when
- *  out of memory. ptr must be a live block of a domain. */
+ *  out of memory. ptr must be a live block of a domain or a live object
+ *  (for an object of a GC type, whose block begins with the collector's
+ *  header, size counts that header too). */
 OM_API om_traceback *om_trace_get_object_traceback(const void *ptr) OM_NODISCARD;
 
 /** Free a traceback from om_trace_get_object_traceback (NULL is fine). */
