@@ -228,19 +228,27 @@ static bool is_heap_owner(enum owner owner)
     return owner >= OWNER_HEAP0;
 }
 
+/* A private heap, made on first use. Its record comes from the RAW domain,
+ * so an armed RAW fault can fail om_heap_new: NULL then, with a clean error,
+ * and the operation that wanted the heap fails as an allocation would. */
 static om_heap *heap_of(fuzz_state *st, enum owner owner)
 {
     om_heap **h = &st->heaps[owner - OWNER_HEAP0];
     if (*h == NULL) {
+        long fails = om_fail_count(OM_DOMAIN_RAW);
         *h = om_heap_new();
-        FUZZ_ASSERT(*h != NULL, "om_heap_new failed: %s", om_last_error_message());
+        FUZZ_ASSERT(*h != NULL || (om_fail_count(OM_DOMAIN_RAW) > fails &&
+                                   om_last_error() == OM_ENOMEM),
+                    "om_heap_new failed without a fault: %s", om_last_error_message());
     }
     return *h;
 }
 
+/* Failures injected so far where owner's allocations can fail: a private
+ * heap's blocks come from its own arenas, only its making takes RAW. */
 static long fail_count(enum owner owner)
 {
-    return is_heap_owner(owner) ? 0 : om_fail_count(domain_of(owner));
+    return om_fail_count(is_heap_owner(owner) ? OM_DOMAIN_RAW : domain_of(owner));
 }
 
 static void *owner_malloc(fuzz_state *st, enum owner owner, size_t size)
@@ -249,7 +257,10 @@ static void *owner_malloc(fuzz_state *st, enum owner owner, size_t size)
     case OWNER_RAW: return om_raw_malloc(size);
     case OWNER_MEM: return om_mem_malloc(size);
     case OWNER_OBJ: return om_obj_malloc(size);
-    default: return om_heap_malloc(heap_of(st, owner), size);
+    default: {
+        om_heap *h = heap_of(st, owner);
+        return h == NULL ? NULL : om_heap_malloc(h, size);
+    }
     }
 }
 
@@ -259,7 +270,10 @@ static void *owner_calloc(fuzz_state *st, enum owner owner, size_t count, size_t
     case OWNER_RAW: return om_raw_calloc(count, size);
     case OWNER_MEM: return om_mem_calloc(count, size);
     case OWNER_OBJ: return om_obj_calloc(count, size);
-    default: return om_heap_calloc(heap_of(st, owner), count, size);
+    default: {
+        om_heap *h = heap_of(st, owner);
+        return h == NULL ? NULL : om_heap_calloc(h, count, size);
+    }
     }
 }
 
@@ -371,6 +385,8 @@ static void op_aligned(fuzz_state *st, reader *r, slot *s)
     size_t alignment = (size_t)1 << (a % 22);   /* 1 B .. 2 MiB */
     if ((a & 0x20) && alignment > 2)
         alignment += 1 + (a & 1);               /* not a power of two */
+    if (use_heap && heap_of(st, owner) == NULL)
+        return;
     om_clear_error();
     void *p = use_heap ? om_heap_aligned_alloc(heap_of(st, owner), alignment, size)
                        : om_aligned_alloc(alignment, size);
@@ -436,7 +452,9 @@ static void op_heap_delete(fuzz_state *st, reader *r)
 static void op_trim(fuzz_state *st, reader *r)
 {
     uint8_t which = read_u8(r) % (HEAP_COUNT + 1);
-    om_heap_trim(which == HEAP_COUNT ? NULL : heap_of(st, OWNER_HEAP0 + which));
+    om_heap *h = which == HEAP_COUNT ? NULL : heap_of(st, OWNER_HEAP0 + which);
+    if (which == HEAP_COUNT || h != NULL)
+        om_heap_trim(h);
 }
 
 static void op_fault(fuzz_state *st, reader *r)
