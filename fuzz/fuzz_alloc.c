@@ -42,6 +42,8 @@
 
 #include "objmem.h"
 
+#include "fuzz.h"
+
 #define SLOT_COUNT 64
 #define HEAP_COUNT 2
 #define FULL_PATTERN_MAX ((size_t)64 << 10)   /* bigger blocks are sampled */
@@ -49,17 +51,6 @@
 #define SAMPLE_STRIDE ((size_t)64 << 10)       /* and one byte per 64 KiB between */
 #define CHECK_EVERY 16                         /* operations between heap checks */
 #define LARGE_MAX ((size_t)4 << 20)
-
-#define FUZZ_ASSERT(cond, ...)                                              \
-    do {                                                                    \
-        if (!(cond)) {                                                      \
-            fprintf(stderr, "fuzz_alloc: %s:%d: %s: ", __FILE__, __LINE__,   \
-                    #cond);                                                 \
-            fprintf(stderr, __VA_ARGS__);                                   \
-            fputc('\n', stderr);                                            \
-            abort();                                                        \
-        }                                                                   \
-    } while (0)
 
 enum owner { OWNER_RAW, OWNER_MEM, OWNER_OBJ, OWNER_HEAP0, OWNER_HEAP1, OWNER_COUNT };
 

@@ -32,22 +32,13 @@
 
 #include "objmem.h"
 
+#include "fuzz.h"
+
 #define ROOT_COUNT 32
 #define RESURRECTED_MAX 8
 #define CHECK_EVERY 16
 #define NODE_MAGIC 0x6e6f64656e6f6465ull
 #define DEAD_MAGIC 0xdeaddeaddeaddeadull
-
-#define FUZZ_ASSERT(cond, ...)                                              \
-    do {                                                                    \
-        if (!(cond)) {                                                      \
-            fprintf(stderr, "fuzz_objects: %s:%d: %s: ", __FILE__, __LINE__, \
-                    #cond);                                                 \
-            fprintf(stderr, __VA_ARGS__);                                   \
-            fputc('\n', stderr);                                            \
-            abort();                                                        \
-        }                                                                   \
-    } while (0)
 
 typedef struct node {
     OM_OBJECT_HEAD;
