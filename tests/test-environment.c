@@ -43,31 +43,24 @@ static int child_leak(void)
     return om_mem_malloc(1000) != NULL ? 0 : 1;   /* live at exit: traced */
 }
 
-/* Runs this program as `self mode` with name=value added to its
- * environment; its stderr goes to err (cap bytes). Returns the wait status. */
+/* One re-execution: this program as `self mode` with name=value added. */
+typedef struct self_run {
+    const char *mode, *name, *value;
+} self_run;
+
+static void exec_self(void *arg)
+{
+    const self_run *run = arg;
+    setenv(run->name, run->value, 1);
+    execl("/proc/self/exe", "test-environment", run->mode, (char *)NULL);
+    _exit(127);
+}
+
+/* The wait status of `self mode` run with name=value; its stderr in err. */
 static int run_self(const char *mode, const char *name, const char *value, char *err, size_t cap)
 {
-    int pipe_fds[2];
-    if (pipe(pipe_fds) != 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(pipe_fds[1], 2);
-        close(pipe_fds[0]);
-        setenv(name, value, 1);
-        execl("/proc/self/exe", "test-environment", mode, (char *)NULL);
-        _exit(127);
-    }
-    close(pipe_fds[1]);
-    size_t used = 0;
-    ssize_t got;
-    while (used + 1 < cap && (got = read(pipe_fds[0], err + used, cap - 1 - used)) > 0)
-        used += (size_t)got;
-    err[used] = '\0';
-    close(pipe_fds[0]);
-    int status = -1;
-    waitpid(pid, &status, 0);
-    return status;
+    self_run run = {mode, name, value};
+    return check_run_child(exec_self, &run, err, cap);
 }
 
 static void test_fail_setting(void)
